@@ -1,0 +1,21 @@
+# The two set-up commands of the README: `make serve` and `make test`. Both install what they need.
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup serve test test-quick lint
+
+setup:
+	@scripts/setup.sh
+
+serve: setup
+	.venv/bin/python server.py $(ARGS)
+
+test: setup
+	.venv/bin/ruff check .
+	.venv/bin/python -m pytest -q $(PYTEST_ARGS)
+
+test-quick: setup
+	.venv/bin/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint: setup
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -1,0 +1,45 @@
+"""Builds the MCPServer: lifespan (one engine for every client), tools, resources, HTTP routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from mcp.server.mcpserver import MCPServer
+
+from mcp_llm import http, resources, tools
+from mcp_llm.engine.base import EngineState
+from mcp_llm.services import Runtime, Services, open_services
+from mcp_llm.settings import Settings
+
+INSTRUCTIONS = """\
+mcp-llm serves a local LLM through an in-process vLLM engine shared by every client.
+Use `generate` for one completion (chat `messages` or raw `prompt`; temperature 0 is deterministic;
+`json_schema` constrains the output), `count_tokens` to check a prompt fits the context, and read
+`model://config` for the model, context length and engine limits."""
+
+
+def create_app(settings: Settings, shared: Services | None = None) -> MCPServer:
+    """An MCPServer whose lifespan owns an engine, or borrows `shared` (tests share one engine)."""
+    runtime = Runtime()
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer) -> AsyncIterator[Services]:
+        if shared is not None:
+            runtime.services, runtime.state = shared, EngineState.READY
+            yield shared
+            return
+        async with open_services(settings, runtime) as services:
+            yield services
+
+    mcp = MCPServer(
+        "mcp-llm",
+        title="mcp-llm: vLLM serving for agents",
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        log_level=settings.log_level,
+        tools=tools.all_tools(),
+    )
+    resources.register(mcp, runtime)
+    http.register(mcp, runtime)
+    return mcp

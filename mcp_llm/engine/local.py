@@ -1,0 +1,198 @@
+"""In-process vLLM (`AsyncLLM`): the only module that imports vLLM.
+
+vLLM is imported lazily, inside `LocalEngine.start`, so importing this module has no side effects
+(vLLM spawns its engine core in a new process) and, in stdio mode, anything vLLM prints at import
+lands after the transport has claimed stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+from mcp_llm.engine.base import EngineState, output_budget
+from mcp_llm.errors import InputError, Unavailable
+from mcp_llm.schemas import ChatMessage, Completion, EngineConfig, SamplingOptions, Timing, Usage
+
+log = logging.getLogger(__name__)
+
+CPU_KV_CACHE_BYTES = 2 << 30  # 2 GiB: several engines fit in this machine's 24 GiB
+
+
+def _prepare_environment() -> None:
+    """vLLM logs to stdout unless told otherwise; the engine-core process inherits this."""
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
+
+
+class LocalEngine:
+    """An `AsyncLLM` in this process (its engine core in a child process)."""
+
+    def __init__(self, llm: Any, model_name: str, model_path: str) -> None:
+        self._llm = llm
+        self._model_name = model_name
+        self._model_path = model_path
+        self._tokenizer = llm.get_tokenizer()
+        self._vllm_config = llm.vllm_config
+        self._inflight: set[str] = set()
+        self.state = EngineState.READY
+
+    @classmethod
+    async def start(cls, engine_args: dict[str, Any], model_name: str) -> LocalEngine:
+        """Build the engine from EngineArgs fields and wait until it serves."""
+        _prepare_environment()
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.platforms import current_platform
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        args = dict(engine_args)
+        on_cpu = current_platform.is_cpu()
+        if on_cpu:
+            args.setdefault("enforce_eager", True)
+            args.setdefault("kv_cache_memory_bytes", CPU_KV_CACHE_BYTES)
+        args.setdefault("served_model_name", model_name)
+        started = time.perf_counter()
+        llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
+        try:
+            await llm.check_health()
+        except Exception:
+            llm.shutdown()
+            raise
+        log.info("engine ready in %.1f s (%s)", time.perf_counter() - started, model_name)
+        return cls(llm, model_name, args["model"])
+
+    @property
+    def model_name(self) -> str:
+        return self._model_name
+
+    @property
+    def max_model_len(self) -> int:
+        return self._vllm_config.model_config.max_model_len
+
+    def config(self) -> EngineConfig:
+        import vllm
+
+        vc = self._vllm_config
+        cache = vc.cache_config
+        blocks = cache.num_gpu_blocks
+        return EngineConfig(
+            model=self._model_name,
+            model_path=self._model_path,
+            dtype=str(vc.model_config.dtype).removeprefix("torch."),
+            max_model_len=vc.model_config.max_model_len,
+            max_num_seqs=vc.scheduler_config.max_num_seqs,
+            max_num_batched_tokens=vc.scheduler_config.max_num_batched_tokens,
+            device=str(vc.device_config.device_type),
+            kv_cache_tokens=blocks * cache.block_size if blocks else None,
+            kv_cache_bytes=cache.kv_cache_memory_bytes,
+            block_size=cache.block_size,
+            enable_prefix_caching=bool(cache.enable_prefix_caching),
+            enforce_eager=bool(vc.model_config.enforce_eager),
+            tensor_parallel_size=vc.parallel_config.tensor_parallel_size,
+            quantization=vc.model_config.quantization,
+            vllm_version=vllm.__version__,
+            state=self.state.value,
+        )
+
+    def tokenize_text(self, text: str) -> list[int]:
+        return list(self._tokenizer.encode(text))
+
+    def tokenize_chat(self, messages: list[ChatMessage]) -> list[int]:
+        turns = [m.model_dump() for m in messages]
+        try:
+            text = self._tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+        except Exception as exc:  # jinja raises on turn orders or roles a template does not allow
+            raise InputError(f"The model's chat template rejected these messages: {exc}") from exc
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def _sampling_params(self, options: SamplingOptions, max_tokens: int) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+
+        structured = StructuredOutputsParams(json=options.json_schema) if options.json_schema is not None else None
+        return SamplingParams(
+            max_tokens=max_tokens,
+            temperature=options.temperature,
+            top_p=options.top_p,
+            top_k=options.top_k or 0,
+            stop=options.stop,
+            seed=options.seed,
+            presence_penalty=options.presence_penalty,
+            frequency_penalty=options.frequency_penalty,
+            repetition_penalty=options.repetition_penalty,
+            ignore_eos=options.ignore_eos,
+            structured_outputs=structured,
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
+
+    async def generate(self, token_ids: list[int], options: SamplingOptions, request_id: str) -> Completion:
+        from vllm.exceptions import VLLMValidationError
+
+        if self.state is not EngineState.READY:
+            raise Unavailable(f"The engine is {self.state.value}; retry in a moment.")
+        max_tokens = output_budget(len(token_ids), self.max_model_len, options.max_tokens)
+        params = self._sampling_params(options, max_tokens)
+        final = None
+        self._inflight.add(request_id)
+        try:
+            async for output in self._llm.generate({"prompt_token_ids": token_ids}, params, request_id):
+                final = output
+        except VLLMValidationError as exc:
+            raise InputError(f"The engine rejected the request: {exc}") from exc
+        finally:
+            self._inflight.discard(request_id)
+        assert final is not None
+        return _completion(final)
+
+    def num_unfinished_requests(self) -> int:
+        return self._llm.get_num_unfinished_requests()
+
+    async def shutdown(self, drain_timeout_s: float) -> None:
+        if self.state is EngineState.STOPPED:
+            return
+        self.state = EngineState.DRAINING
+        deadline = time.monotonic() + drain_timeout_s
+        while self._inflight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self._inflight:
+            log.warning("aborting %d requests still running after %.0f s", len(self._inflight), drain_timeout_s)
+            await self._llm.abort(list(self._inflight))
+        self._llm.shutdown()
+        self.state = EngineState.STOPPED
+        log.info("engine stopped")
+
+
+def _completion(output: Any) -> Completion:
+    """Our result from vLLM's final RequestOutput and its per-request timing stats."""
+    choice = output.outputs[0]
+    prompt_tokens = len(output.prompt_token_ids or ())
+    completion_tokens = len(choice.token_ids)
+    stats = output.metrics
+    total_ms = queue_ms = ttft_ms = tpot_ms = None
+    if stats is not None and stats.first_token_ts:
+        queue_ms = max(0.0, (stats.scheduled_ts - stats.queued_ts) * 1000)
+        ttft_ms = stats.first_token_latency * 1000
+        decode_ms = (stats.last_token_ts - stats.first_token_ts) * 1000
+        total_ms = ttft_ms + decode_ms
+        if completion_tokens > 1:
+            tpot_ms = decode_ms / (completion_tokens - 1)
+    total_ms = total_ms or 0.0
+    return Completion(
+        text=choice.text,
+        finish_reason=choice.finish_reason,
+        usage=Usage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+        ),
+        timing=Timing(
+            queue_ms=queue_ms,
+            ttft_ms=ttft_ms,
+            tpot_ms=tpot_ms,
+            total_ms=total_ms,
+            tokens_per_s=completion_tokens / (total_ms / 1000) if total_ms > 0 else 0.0,
+        ),
+    )

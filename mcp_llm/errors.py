@@ -1,0 +1,9 @@
+"""Errors the caller can act on. Tools turn them into MCP tool errors (isError) with the message as is."""
+
+
+class InputError(ValueError):
+    """The request must change; the message says what to change."""
+
+
+class Unavailable(RuntimeError):
+    """The engine cannot take the request now (starting, draining, stopped); retry later."""

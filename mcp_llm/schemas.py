@@ -1,0 +1,96 @@
+"""Pydantic models shared by tools, engine and resources: the MCP schemas clients see."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class ChatMessage(BaseModel):
+    """One chat turn; the model's chat template turns a list of these into a prompt."""
+
+    role: Role = Field(description="Who speaks: system, user, assistant or tool.")
+    content: str = Field(description="The text of the turn.")
+
+
+class SamplingOptions(BaseModel):
+    """How to sample. Defaults follow vLLM; bounds are checked before the engine sees them."""
+
+    max_tokens: int = Field(256, ge=1, le=32768, description="Most tokens to generate.")
+    temperature: float = Field(0.7, ge=0.0, le=2.0, description="0 = greedy (deterministic).")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    top_k: int | None = Field(None, ge=1, description="Sample from the k most likely tokens (None = all).")
+    stop: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None, max_length=16, description="Strings that end generation (not returned)."
+    )
+    seed: int | None = Field(None, ge=0, description="Seed for reproducible sampling at temperature > 0.")
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    repetition_penalty: float = Field(1.0, gt=0.0, le=2.0, description="1.0 = off; > 1 discourages repeats.")
+    json_schema: dict[str, Any] | None = Field(
+        None, description="A JSON Schema the output must follow (structured output); the result also holds it parsed."
+    )
+    ignore_eos: bool = Field(False, description="Keep generating past end-of-sequence (benchmarks).")
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class Timing(BaseModel):
+    queue_ms: float | None = Field(None, description="Time waiting for the scheduler.")
+    ttft_ms: float | None = Field(None, description="Time to first token, from arrival.")
+    tpot_ms: float | None = Field(None, description="Mean time per output token after the first.")
+    total_ms: float = Field(description="Arrival to last token.")
+    tokens_per_s: float = Field(description="Completion tokens per second over the whole request.")
+
+
+class Completion(BaseModel):
+    """What the engine returns for one request."""
+
+    text: str
+    finish_reason: str | None = Field(description="stop, length or abort.")
+    usage: Usage
+    timing: Timing
+
+
+class GenerateResult(Completion):
+    """The `generate` tool's result."""
+
+    model: str
+    parsed: Any | None = Field(None, description="The output parsed as JSON, when json_schema was given.")
+
+
+class TokenCount(BaseModel):
+    """The `count_tokens` tool's result."""
+
+    tokens: int = Field(description="Tokens the input takes (with the chat template for messages).")
+    max_model_len: int = Field(description="The model's context limit.")
+    remaining: int = Field(description="Tokens left for output.")
+    fits: bool = Field(description="Whether the input fits the context with at least one output token.")
+
+
+class EngineConfig(BaseModel):
+    """The engine's effective configuration (resource model://config)."""
+
+    model: str
+    model_path: str
+    dtype: str
+    max_model_len: int
+    max_num_seqs: int
+    max_num_batched_tokens: int | None
+    device: str
+    kv_cache_tokens: int | None
+    kv_cache_bytes: int | None
+    block_size: int | None
+    enable_prefix_caching: bool
+    enforce_eager: bool
+    tensor_parallel_size: int
+    quantization: str | None
+    vllm_version: str
+    state: str

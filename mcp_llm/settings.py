@@ -1,0 +1,106 @@
+"""Settings: env vars `MCP_LLM_*` and CLI flags, named after vLLM's EngineArgs where one exists.
+
+Engine fields left at None take vLLM's own default; `engine_args()` passes on only what is set.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "mcp-llm"
+
+
+# Fields that map one-to-one onto vLLM's AsyncEngineArgs.
+ENGINE_FIELDS = (
+    "model",
+    "tokenizer",
+    "served_model_name",
+    "dtype",
+    "max_model_len",
+    "max_num_seqs",
+    "max_num_batched_tokens",
+    "gpu_memory_utilization",
+    "tensor_parallel_size",
+    "enable_prefix_caching",
+    "enforce_eager",
+    "load_format",
+    "seed",
+    "trust_remote_code",
+    "quantization",
+    "kv_cache_memory_bytes",
+)
+
+
+class Settings(BaseSettings):
+    """Everything the server can be told at start. Invalid values stop the start with the field's name."""
+
+    model_config = SettingsConfigDict(env_prefix="MCP_LLM_", extra="forbid", validate_default=True)
+
+    # --- vLLM engine (names as in vLLM's EngineArgs) ---
+    model: str | None = Field(None, description="Hub id or local path; none = the bundled SmolLM2-135M-Instruct.")
+    tokenizer: str | None = Field(None, description="Tokenizer id or path, when not the model's.")
+    served_model_name: str | None = Field(None, description="Name reported to clients (default: the model's).")
+    dtype: Literal["auto", "half", "float16", "bfloat16", "float", "float32"] = "auto"
+    max_model_len: int | None = Field(2048, ge=16, description="Context length in tokens (None = the model's).")
+    max_num_seqs: int | None = Field(None, ge=1, description="Most sequences the engine runs at once.")
+    max_num_batched_tokens: int | None = Field(None, ge=16)
+    gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
+    tensor_parallel_size: int | None = Field(None, ge=1)
+    enable_prefix_caching: bool | None = None
+    enforce_eager: bool | None = Field(
+        None, description="None = eager on CPU (compiling gained nothing measurable there), compiled on GPU."
+    )
+    load_format: Literal["auto", "safetensors", "pt", "dummy", "gguf"] | None = None
+    seed: int | None = None
+    trust_remote_code: bool = False
+    quantization: str | None = None
+    kv_cache_memory_bytes: int | None = Field(
+        None, ge=1 << 20, description="KV cache size in bytes (None: 2 GiB on CPU, a memory fraction on GPU)."
+    )
+
+    # --- ours ---
+    data_dir: Path = Field(default_factory=_default_data_dir, description="Models, database and jobs live here.")
+    transport: Literal["stdio", "http"] = "stdio"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    drain_timeout_s: float = Field(10.0, ge=0, description="On shutdown, how long in-flight requests may finish.")
+
+    @field_validator("model", "tokenizer", "served_model_name", "quantization")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @model_validator(mode="after")
+    def _context_fits_batch(self) -> Settings:
+        if self.max_num_batched_tokens and self.max_model_len and self.max_num_batched_tokens < self.max_model_len:
+            raise ValueError(
+                f"max_num_batched_tokens ({self.max_num_batched_tokens}) must be >= max_model_len "
+                f"({self.max_model_len}), or vLLM cannot schedule a full-length prompt"
+            )
+        return self
+
+    def engine_args(self, model_path: str) -> dict[str, Any]:
+        """The vLLM engine arguments that are set, with the model resolved to `model_path`."""
+        args = {name: getattr(self, name) for name in ENGINE_FIELDS if getattr(self, name) is not None}
+        args["model"] = model_path
+        return args
+
+
+def load_settings(argv: list[str] | None = None) -> Settings:
+    """Settings from env vars, overridden by CLI flags (`--max-model-len 4096`, `--enforce-eager`)."""
+    return Settings(
+        _cli_parse_args=argv if argv is not None else False,
+        _cli_kebab_case=True,
+        _cli_implicit_flags=True,
+        _cli_prog_name="mcp-llm",
+        _cli_exit_on_error=True,
+    )

@@ -1,0 +1,83 @@
+"""Pieces every tool uses: reaching the services, turning our errors into tool errors, flat sampling args."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
+from pydantic import ConfigDict, ValidationError, create_model
+
+from mcp_llm.errors import InputError, Unavailable
+from mcp_llm.schemas import SamplingOptions
+from mcp_llm.services import Services
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def services(ctx: Context) -> Services:
+    """The shared services the lifespan created."""
+    return ctx.request_context.lifespan_context
+
+
+def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Report InputError/Unavailable to the client as a tool error carrying our message."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except (InputError, Unavailable) as exc:
+            raise ToolError(str(exc)) from exc
+
+    return wrapper
+
+
+def flat_sampling_options(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Expose SamplingOptions' fields as top-level tool arguments, handed to `fn` as `sampling=`.
+
+    One definition of every sampling field (bounds, defaults, docs) serves every tool that samples,
+    while clients see flat arguments (`temperature`, `max_tokens`, ...) in the tool's inputSchema.
+    """
+    signature = inspect.signature(fn, eval_str=True)
+    own = [p for name, p in signature.parameters.items() if name != "sampling"]
+    fields = SamplingOptions.model_fields
+    flat = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info.default,
+                          annotation=Annotated[info.annotation, info])
+        for name, info in fields.items()
+    ]
+    keyword_only = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+
+    @functools.wraps(fn)
+    async def wrapper(**kwargs: Any) -> Any:
+        options = {name: kwargs.pop(name) for name in fields if name in kwargs}
+        try:
+            sampling = SamplingOptions(**options)
+        except ValidationError as exc:
+            raise ToolError(f"Invalid sampling options: {exc}") from exc
+        return await fn(sampling=sampling, **kwargs)
+
+    del wrapper.__wrapped__  # inspect must see the flat signature, not fn's
+    wrapper.__signature__ = signature.replace(parameters=keyword_only + flat)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in keyword_only + flat} | {
+        "return": signature.return_annotation
+    }
+    return wrapper
+
+
+def strict_tool(fn: Callable[..., Any]) -> Tool:
+    """A Tool whose arguments reject unknown names (a misspelt `temperatur` is an error, not ignored)."""
+    tool = Tool.from_function(fn)
+    base = tool.fn_metadata.arg_model
+    strict = create_model(base.__name__, __base__=base, __config__=None)
+    strict.model_config = ConfigDict(**base.model_config, extra="forbid")
+    strict.model_rebuild(force=True)
+    tool.fn_metadata.arg_model = strict
+    tool.parameters = strict.model_json_schema(by_alias=True)
+    return tool

@@ -1,0 +1,65 @@
+"""Shared fixtures: one real engine (default model, eager) for the whole session, real MCP clients."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+
+from mcp_llm.app import create_app
+from mcp_llm.services import Services, open_services
+from mcp_llm.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+# Models are made once per machine (the default data dir); everything else lives in per-session temp dirs.
+MODEL_DATA_DIR = Settings().data_dir
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """Async tests (marked anyio per module) share the session's one event loop, where the engine lives."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(data_dir=MODEL_DATA_DIR, max_model_len=2048, drain_timeout_s=5)
+
+
+@pytest.fixture(scope="session")
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    async with open_services(settings) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings, services: Services) -> MCPServer:
+    return create_app(settings, shared=services)
+
+
+@pytest.fixture
+async def client(app: MCPServer) -> AsyncIterator[Client]:
+    async with Client(app) as c:
+        yield c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    """Environment for a server subprocess: the shared model dir, logs at INFO."""
+    env = dict(os.environ)
+    env.update({"MCP_LLM_DATA_DIR": str(MODEL_DATA_DIR), "PYTHONUNBUFFERED": "1"}, **extra)
+    return env
+
+
+SERVER_CMD = [sys.executable, str(REPO / "server.py")]
