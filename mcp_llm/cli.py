@@ -27,16 +27,19 @@ def _log_to_stderr(level: str) -> None:
 
 def serve(settings: Settings) -> None:
     """Serve over stdio or Streamable HTTP until the client leaves or a signal arrives."""
+    import anyio
+
+    from mcp_llm import http
     from mcp_llm.app import create_app
 
-    # SIGTERM unwinds like Ctrl-C, so the lifespan drains and stops the engine (no orphan processes).
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     app = create_app(settings)
     if settings.transport == "stdio":
+        # SIGTERM unwinds like Ctrl-C, so the lifespan drains and stops the engine (no orphan processes).
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         app.run("stdio")
     else:
         log.info("serving Streamable HTTP at http://%s:%d/mcp", settings.host, settings.port)
-        app.run("streamable-http", host=settings.host, port=settings.port)
+        anyio.run(http.serve, app, settings)  # uvicorn handles SIGINT/SIGTERM itself
 
 
 def models_command(argv: list[str]) -> None:

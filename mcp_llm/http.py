@@ -1,13 +1,17 @@
-"""Plain HTTP routes beside `/mcp`: `GET /health`."""
+"""Streamable HTTP serving: the `/mcp` endpoint, `GET /health`, uvicorn logging to stderr."""
 
 from __future__ import annotations
 
+import copy
+
+import uvicorn
 from mcp.server.mcpserver import MCPServer
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from mcp_llm.engine.base import EngineState
 from mcp_llm.services import Runtime
+from mcp_llm.settings import Settings
 
 
 def register(mcp: MCPServer, runtime: Runtime) -> None:
@@ -21,3 +25,19 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
             engine = runtime.services.engine
             body |= {"model": engine.model_name, "running_requests": engine.num_unfinished_requests()}
         return JSONResponse(body, status_code=200 if runtime.state is EngineState.READY else 503)
+
+
+def _stderr_logging() -> dict:
+    """uvicorn's logging config with its access log moved from stdout to stderr."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    return config
+
+
+async def serve(mcp: MCPServer, settings: Settings) -> None:
+    """Serve `/mcp` (Streamable HTTP) and `/health` until SIGINT/SIGTERM, then run the lifespan's shutdown."""
+    app = mcp.streamable_http_app(host=settings.host)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_config=_stderr_logging(), log_level=settings.log_level.lower()
+    )
+    await uvicorn.Server(config).serve()

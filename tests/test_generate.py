@@ -123,8 +123,19 @@ async def test_tool_schemas_document_every_field_and_bound(client: Client) -> No
     tools = {t.name: t for t in (await client.list_tools()).tools}
     assert {"generate", "count_tokens"} <= set(tools)
     props = tools["generate"].input_schema["properties"]
-    for name in ("prompt", "messages", "max_tokens", "temperature", "top_p", "top_k", "stop", "seed",
-                 "presence_penalty", "frequency_penalty", "json_schema"):
+    for name in (
+        "prompt",
+        "messages",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stop",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+        "json_schema",
+    ):
         assert name in props, name
     assert props["temperature"]["maximum"] == 2.0 and props["temperature"]["minimum"] == 0.0
     assert props["max_tokens"]["minimum"] == 1

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 from mcp_llm.errors import InputError
 from mcp_llm.schemas import ChatMessage, Completion, EngineConfig, SamplingOptions
 
 
-class EngineState(str, Enum):
+class EngineState(StrEnum):
     STARTING = "starting"
     READY = "ready"
     DRAINING = "draining"

@@ -48,8 +48,9 @@ def flat_sampling_options(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Aw
     own = [p for name, p in signature.parameters.items() if name != "sampling"]
     fields = SamplingOptions.model_fields
     flat = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info.default,
-                          annotation=Annotated[info.annotation, info])
+        inspect.Parameter(
+            name, inspect.Parameter.KEYWORD_ONLY, default=info.default, annotation=Annotated[info.annotation, info]
+        )
         for name, info in fields.items()
     ]
     keyword_only = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]

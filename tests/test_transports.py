@@ -1,0 +1,185 @@
+"""The server as users run it: `python server.py` over stdio and Streamable HTTP, as real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import anyio
+import httpx
+import psutil
+import pytest
+from mcp import Client, StdioServerParameters
+
+from tests.conftest import REPO, SERVER_CMD, free_port, server_env
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+CAPITAL = {
+    "messages": [{"role": "user", "content": "What is the capital of France?"}],
+    "temperature": 0,
+    "max_tokens": 24,
+}
+START_TIMEOUT_S = 240
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def assert_all_gone(processes: list[psutil.Process], timeout: float = 30) -> None:
+    """No process the server started (engine core, workers) outlives it."""
+    _gone, alive = psutil.wait_procs(processes, timeout=timeout)
+    assert not alive, f"orphans left behind: {[(p.pid, p.name()) for p in alive]}"
+
+
+def rpc(proc: subprocess.Popen, message: dict) -> None:
+    proc.stdin.write(json.dumps(message) + "\n")
+    proc.stdin.flush()
+
+
+def read_response(proc: subprocess.Popen, request_id: int, lines: list[str]) -> dict:
+    """Read stdout lines (keeping each) until the response to `request_id` arrives."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        assert line, f"server closed stdout early; exit code {proc.poll()}"
+        lines.append(line)
+        message = json.loads(line)
+        if message.get("id") == request_id:
+            return message
+    raise AssertionError(f"no response to request {request_id}")
+
+
+def test_stdio_stdout_carries_only_jsonrpc_and_exit_leaves_no_orphans() -> None:
+    proc = subprocess.Popen(
+        SERVER_CMD,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=server_env(),
+        cwd=REPO,
+    )
+    lines: list[str] = []
+    try:
+        rpc(
+            proc,
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "raw", "version": "0"},
+                },
+            },
+        )
+        init = read_response(proc, 1, lines)
+        assert init["result"]["serverInfo"]["name"] == "mcp-llm"
+        rpc(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        rpc(
+            proc,
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "generate", "arguments": CAPITAL}},
+        )
+        answer = read_response(proc, 2, lines)
+        assert "Paris" in answer["result"]["structuredContent"]["text"]
+        children = descendants(proc.pid)
+        assert children, "the engine core runs in a child process"
+        proc.stdin.close()  # the client leaves: the server drains, stops the engine and exits
+        proc.wait(timeout=120)
+        lines += proc.stdout.read().splitlines(keepends=True)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    for line in lines:
+        message = json.loads(line)  # any non-JSON line (a stray log, a print) fails here
+        assert message.get("jsonrpc") == "2.0", line
+    assert_all_gone(children)
+
+
+async def test_stdio_through_the_sdk_client() -> None:
+    params = StdioServerParameters(command=SERVER_CMD[0], args=SERVER_CMD[1:], env=server_env(), cwd=str(REPO))
+    async with Client(params, read_timeout_seconds=START_TIMEOUT_S) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert {"generate", "count_tokens"} <= names
+        result = await client.call_tool("generate", CAPITAL)
+        assert "Paris" in result.structured_content["text"]
+        config = json.loads((await client.read_resource("model://config")).contents[0].text)
+        assert config["model"] == "SmolLM2-135M-Instruct"
+
+
+async def wait_healthy(url: str, proc: subprocess.Popen) -> dict:
+    async with httpx.AsyncClient() as http:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "server exited during start"
+            try:
+                response = await http.get(url, timeout=2)
+                if response.status_code == 200:
+                    return response.json()
+            except httpx.TransportError:
+                pass
+            await anyio.sleep(0.5)
+    raise AssertionError("server never became healthy")
+
+
+async def test_streamable_http_serves_concurrent_clients_and_stops_cleanly(tmp_path) -> None:
+    port = free_port()
+    errlog = (tmp_path / "stderr.log").open("w+")
+    proc = subprocess.Popen(
+        [*SERVER_CMD, "--transport", "http", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=errlog,
+        env=server_env(),
+        cwd=REPO,
+    )
+    try:
+        health = await wait_healthy(f"http://127.0.0.1:{port}/health", proc)
+        assert health["status"] == "ready" and health["model"] == "SmolLM2-135M-Instruct"
+        texts: list[str] = []
+
+        async def one_client() -> None:
+            async with Client(f"http://127.0.0.1:{port}/mcp", read_timeout_seconds=120) as client:
+                result = await client.call_tool("generate", CAPITAL)
+                texts.append(result.structured_content["text"])
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(one_client)
+        assert len(texts) == 3 and all("Paris" in t for t in texts)
+        children = descendants(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+        # uvicorn re-raises the signal it caught once its graceful shutdown (our lifespan's too) is done
+        assert proc.returncode in (0, -signal.SIGTERM)
+        assert "engine stopped" in (tmp_path / "stderr.log").read_text()
+        assert_all_gone(children)
+        assert proc.stdout.read() == b"", "HTTP mode prints nothing to stdout either"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_invalid_setting_fails_at_start_naming_it() -> None:
+    result = subprocess.run(
+        [*SERVER_CMD, "--max-num-seqs", "0"], capture_output=True, text=True, env=server_env(), cwd=REPO, timeout=60
+    )
+    assert result.returncode != 0
+    assert "max_num_seqs" in result.stderr
+    env_result = subprocess.run(
+        SERVER_CMD,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        env=server_env(MCP_LLM_TRANSPORT="carrier-pigeon"),
+    )
+    assert env_result.returncode != 0 and "transport" in env_result.stderr
