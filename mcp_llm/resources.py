@@ -1,10 +1,20 @@
-"""MCP resources: the engine's configuration (and, later, metrics and jobs)."""
+"""MCP resources: engine configuration, live metrics, batch jobs.
+
+Handlers are async: the SDK runs sync ones in worker threads, and the SQLite connection belongs to the loop's.
+"""
 
 from __future__ import annotations
 
-from mcp.server.mcpserver import MCPServer
+import json
 
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError
+
+from mcp_llm.errors import InputError
 from mcp_llm.services import Runtime
+from mcp_llm.tools.batch import item_of, job_status_of
+
+JOB_PAGE = 100
 
 
 def register(mcp: MCPServer, runtime: Runtime) -> None:
@@ -15,6 +25,44 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
         description="Model, dtype, context length, batch limits, device, KV cache, prefix caching, vLLM version.",
         mime_type="application/json",
     )
-    def model_config() -> str:
-        """The serving engine's effective configuration as JSON."""
+    async def model_config() -> str:
         return runtime.require().engine.config().model_dump_json(indent=2)
+
+    @mcp.resource(
+        "metrics://engine",
+        name="engine_metrics",
+        title="Live serving metrics",
+        description="Sliding-window p50/p95/p99 of queue time, TTFT, TPOT and latency; requests/s, output tok/s; "
+        "running and waiting requests, KV-cache use, prefix-cache hit rate; lifetime totals.",
+        mime_type="application/json",
+    )
+    async def engine_metrics() -> str:
+        svc = runtime.require()
+        return json.dumps(svc.metrics.snapshot(svc.engine.stats()), indent=2)
+
+    @mcp.resource(
+        "metrics://prometheus",
+        name="prometheus_metrics",
+        title="Prometheus exposition",
+        description="Our mcp_llm_* series and vLLM's own vllm:* series, in Prometheus text format.",
+        mime_type="text/plain",
+    )
+    async def prometheus_metrics() -> str:
+        svc = runtime.require()
+        return svc.metrics.exposition(svc.engine.stats()).decode()
+
+    @mcp.resource(
+        "jobs://{job_id}",
+        name="job",
+        title="Batch job",
+        description=f"A batch job's status and its first {JOB_PAGE} item results (job_results pages the rest).",
+        mime_type="application/json",
+    )
+    async def job(job_id: str) -> str:
+        svc = runtime.require()
+        try:
+            status = job_status_of(svc, job_id)
+        except InputError as exc:
+            raise ResourceNotFoundError(str(exc)) from exc
+        items = [item_of(r).model_dump() for r in svc.store.items(job_id, limit=JOB_PAGE)]
+        return json.dumps({"job": status.model_dump(), "items": items}, indent=2)

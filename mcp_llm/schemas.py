@@ -94,3 +94,51 @@ class EngineConfig(BaseModel):
     quantization: str | None
     vllm_version: str
     state: str
+
+
+JobState = Literal["queued", "running", "completed", "cancelled", "failed"]
+
+
+class JobStatus(BaseModel):
+    """Where a batch job stands."""
+
+    job_id: str
+    status: JobState
+    total: int
+    completed: int = Field(description="Items finished with an output.")
+    failed: int = Field(description="Items finished with an error (see each item's `error`).")
+    pending: int = Field(description="Items not finished yet.")
+    created_at: float = Field(description="Unix time the job was accepted.")
+    updated_at: float
+    progress: str | None = Field(None, description="Live progress while it runs in this server.")
+    error: str | None = None
+
+
+class BatchItem(BaseModel):
+    """One item's result; `error` says why an item failed (others are unaffected)."""
+
+    index: int
+    status: Literal["pending", "done", "error"]
+    text: str | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    timing: Timing | None = None
+    error: str | None = None
+
+
+class JobResults(BaseModel):
+    """A page of a job's item results, in input order."""
+
+    job: JobStatus
+    offset: int
+    items: list[BatchItem]
+    next_offset: int | None = Field(description="Pass as `offset` for the next page; null on the last page.")
+
+
+class BatchResult(BaseModel):
+    """The `batch` tool's result: the job, and with wait=true every item's result in input order."""
+
+    job: JobStatus
+    results: list[BatchItem] | None = Field(None, description="Null with wait=false: use job_results later.")
+    elapsed_s: float | None = None
+    output_tokens_per_s: float | None = None

@@ -1,16 +1,23 @@
-"""The lifespan's context: engine and settings, created once and shared by every client and handler."""
+"""The lifespan's context: engine, store, metrics and job runner, created once and shared by every client."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mcp_llm.engine import reaper
 from mcp_llm.engine.base import EngineBackend, EngineState
 from mcp_llm.errors import Unavailable
+from mcp_llm.inference import Recorder
+from mcp_llm.jobs import JobRunner
+from mcp_llm.metrics import Metrics
 from mcp_llm.settings import Settings
+from mcp_llm.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +28,10 @@ class Services:
 
     settings: Settings
     engine: EngineBackend
+    store: Store
+    metrics: Metrics
+    recorder: Recorder
+    jobs: JobRunner
 
 
 @dataclass
@@ -45,17 +56,24 @@ def resolve_model(settings: Settings) -> tuple[str, str]:
         return name, settings.model
     from mcp_llm import default_model
 
-    path = default_model.ensure_prepared(settings.data_dir)
+    path = default_model.ensure_prepared(settings.model_store)
     return settings.served_model_name or default_model.MODEL_NAME, str(path)
+
+
+async def _flush_every(store: Store, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        store.flush()
 
 
 @asynccontextmanager
 async def open_services(settings: Settings, runtime: Runtime | None = None) -> AsyncIterator[Services]:
-    """Start the engine, yield the services, then drain and stop the engine."""
+    """Start engine, store and job runner; resume unfinished jobs; on exit stop jobs, drain, stop the engine."""
     from mcp_llm.engine.local import LocalEngine
 
     runtime = runtime or Runtime()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    reaper.reap_stale(settings.data_dir)
     runtime.state = EngineState.STARTING
     try:
         name, path = resolve_model(settings)
@@ -63,12 +81,23 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
     except Exception as exc:
         runtime.state, runtime.detail = EngineState.FAILED, str(exc)
         raise
-    runtime.services = Services(settings=settings, engine=engine)
-    runtime.state = EngineState.READY
+    reaper.record(settings.data_dir)
+    store = Store(settings.database, settings.request_log_max_rows)
+    metrics = Metrics(window_s=settings.metrics_window_s)
+    recorder = Recorder(engine, metrics, store, log_text=settings.log_request_text)
+    services = Services(settings, engine, store, metrics, recorder, JobRunner(store, recorder))
+    flusher = asyncio.create_task(_flush_every(store, settings.flush_interval_s))
+    services.jobs.resume()
+    runtime.services, runtime.state = services, EngineState.READY
     try:
-        yield runtime.services
+        yield services
     finally:
         runtime.state = EngineState.DRAINING
+        await services.jobs.close()
         await engine.shutdown(settings.drain_timeout_s)
-        runtime.services = None
-        runtime.state = EngineState.STOPPED
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
+        store.close()
+        reaper.clear(settings.data_dir)
+        runtime.services, runtime.state = None, EngineState.STOPPED

@@ -67,12 +67,19 @@ class Settings(BaseSettings):
     )
 
     # --- ours ---
-    data_dir: Path = Field(default_factory=_default_data_dir, description="Models, database and jobs live here.")
+    data_dir: Path = Field(default_factory=_default_data_dir, description="Database (jobs, request log) lives here.")
+    models_dir: Path | None = Field(None, description="Prepared models (default: <data_dir>/models).")
     transport: Literal["stdio", "http"] = "stdio"
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     drain_timeout_s: float = Field(10.0, ge=0, description="On shutdown, how long in-flight requests may finish.")
+    max_batch_items: int = Field(10_000, ge=1, description="Most items one `batch` call may hold.")
+    progress_interval_s: float = Field(0.5, gt=0, description="Most often a long tool reports progress.")
+    flush_interval_s: float = Field(0.2, gt=0, description="How often buffered results are written to SQLite.")
+    metrics_window_s: float = Field(60.0, gt=0, description="Sliding window for percentiles and rates.")
+    log_request_text: bool = Field(False, description="Keep prompt and completion text in the request log.")
+    request_log_max_rows: int = Field(100_000, ge=1, description="Request-log rows kept (oldest dropped).")
 
     @field_validator("model", "tokenizer", "served_model_name", "quantization")
     @classmethod
@@ -87,6 +94,14 @@ class Settings(BaseSettings):
                 f"({self.max_model_len}), or vLLM cannot schedule a full-length prompt"
             )
         return self
+
+    @property
+    def model_store(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "mcp-llm.db"
 
     def engine_args(self, model_path: str) -> dict[str, Any]:
         """The vLLM engine arguments that are set, with the model resolved to `model_path`."""

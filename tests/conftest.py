@@ -55,10 +55,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def server_env(**extra: str) -> dict[str, str]:
-    """Environment for a server subprocess: the shared model dir, logs at INFO."""
+def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for a server subprocess: its own data dir, the shared model store."""
     env = dict(os.environ)
-    env.update({"MCP_LLM_DATA_DIR": str(MODEL_DATA_DIR), "PYTHONUNBUFFERED": "1"}, **extra)
+    env.update({"MCP_LLM_DATA_DIR": str(data_dir), "MCP_LLM_MODELS_DIR": str(MODELS_DIR), "PYTHONUNBUFFERED": "1"},
+               **extra)
     return env
 
 

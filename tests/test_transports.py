@@ -56,14 +56,14 @@ def read_response(proc: subprocess.Popen, request_id: int, lines: list[str]) -> 
     raise AssertionError(f"no response to request {request_id}")
 
 
-def test_stdio_stdout_carries_only_jsonrpc_and_exit_leaves_no_orphans() -> None:
+def test_stdio_stdout_carries_only_jsonrpc_and_exit_leaves_no_orphans(tmp_path) -> None:
     proc = subprocess.Popen(
         SERVER_CMD,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env=server_env(),
+        env=server_env(tmp_path),
         cwd=REPO,
     )
     lines: list[str] = []
@@ -105,8 +105,8 @@ def test_stdio_stdout_carries_only_jsonrpc_and_exit_leaves_no_orphans() -> None:
     assert_all_gone(children)
 
 
-async def test_stdio_through_the_sdk_client() -> None:
-    params = StdioServerParameters(command=SERVER_CMD[0], args=SERVER_CMD[1:], env=server_env(), cwd=str(REPO))
+async def test_stdio_through_the_sdk_client(tmp_path) -> None:
+    params = StdioServerParameters(command=SERVER_CMD[0], args=SERVER_CMD[1:], env=server_env(tmp_path), cwd=str(REPO))
     async with Client(params, read_timeout_seconds=START_TIMEOUT_S) as client:
         names = {t.name for t in (await client.list_tools()).tools}
         assert {"generate", "count_tokens"} <= names
@@ -138,12 +138,14 @@ async def test_streamable_http_serves_concurrent_clients_and_stops_cleanly(tmp_p
         [*SERVER_CMD, "--transport", "http", "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=errlog,
-        env=server_env(),
+        env=server_env(tmp_path),
         cwd=REPO,
     )
     try:
         health = await wait_healthy(f"http://127.0.0.1:{port}/health", proc)
         assert health["status"] == "ready" and health["model"] == "SmolLM2-135M-Instruct"
+        scrape = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        assert scrape.status_code == 200 and "mcp_llm_request_ttft_seconds_count" in scrape.text
         texts: list[str] = []
 
         async def one_client() -> None:
@@ -168,9 +170,9 @@ async def test_streamable_http_serves_concurrent_clients_and_stops_cleanly(tmp_p
             proc.kill()
 
 
-def test_invalid_setting_fails_at_start_naming_it() -> None:
+def test_invalid_setting_fails_at_start_naming_it(tmp_path) -> None:
     result = subprocess.run(
-        [*SERVER_CMD, "--max-num-seqs", "0"], capture_output=True, text=True, env=server_env(), cwd=REPO, timeout=60
+        [*SERVER_CMD, "--max-num-seqs", "0"], capture_output=True, text=True, env=server_env(tmp_path), cwd=REPO, timeout=60
     )
     assert result.returncode != 0
     assert "max_num_seqs" in result.stderr
@@ -180,6 +182,6 @@ def test_invalid_setting_fails_at_start_naming_it() -> None:
         text=True,
         cwd=REPO,
         timeout=60,
-        env=server_env(MCP_LLM_TRANSPORT="carrier-pigeon"),
+        env=server_env(tmp_path, MCP_LLM_TRANSPORT="carrier-pigeon"),
     )
     assert env_result.returncode != 0 and "transport" in env_result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
@@ -15,6 +16,21 @@ class EngineState(StrEnum):
     DRAINING = "draining"
     STOPPED = "stopped"
     FAILED = "failed"
+
+
+@dataclass
+class EngineStats:
+    """The engine's scheduler state as of its last step (prefix-cache counts are lifetime totals)."""
+
+    running: int = 0
+    waiting: int = 0
+    kv_cache_usage: float = 0.0
+    prefix_cache_queries: int = 0
+    prefix_cache_hits: int = 0
+
+    @property
+    def prefix_cache_hit_rate(self) -> float | None:
+        return self.prefix_cache_hits / self.prefix_cache_queries if self.prefix_cache_queries else None
 
 
 class EngineBackend(Protocol):
@@ -40,11 +56,17 @@ class EngineBackend(Protocol):
         """Token ids of a chat, the model's chat template applied with a generation prompt."""
         ...
 
+    def detokenize(self, token_ids: list[int]) -> str: ...
+
     async def generate(self, token_ids: list[int], options: SamplingOptions, request_id: str) -> Completion:
         """Run one request to completion; cancelling the caller aborts it in the engine."""
         ...
 
     def num_unfinished_requests(self) -> int: ...
+
+    def stats(self) -> EngineStats:
+        """Running/waiting requests, KV-cache use and prefix-cache counts, from the engine's scheduler."""
+        ...
 
     async def shutdown(self, drain_timeout_s: float) -> None:
         """Stop admitting, let in-flight requests finish for up to the timeout, abort the rest, stop."""

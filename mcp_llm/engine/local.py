@@ -13,7 +13,7 @@ import os
 import time
 from typing import Any
 
-from mcp_llm.engine.base import EngineState, output_budget
+from mcp_llm.engine.base import EngineState, EngineStats, output_budget
 from mcp_llm.errors import InputError, Unavailable
 from mcp_llm.schemas import ChatMessage, Completion, EngineConfig, SamplingOptions, Timing, Usage
 
@@ -31,8 +31,9 @@ def _prepare_environment() -> None:
 class LocalEngine:
     """An `AsyncLLM` in this process (its engine core in a child process)."""
 
-    def __init__(self, llm: Any, model_name: str, model_path: str) -> None:
+    def __init__(self, llm: Any, model_name: str, model_path: str, stats: EngineStats) -> None:
         self._llm = llm
+        self._stats = stats
         self._model_name = model_name
         self._model_path = model_path
         self._tokenizer = llm.get_tokenizer()
@@ -55,14 +56,15 @@ class LocalEngine:
             args.setdefault("kv_cache_memory_bytes", CPU_KV_CACHE_BYTES)
         args.setdefault("served_model_name", model_name)
         started = time.perf_counter()
-        llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**args))
+        stats = EngineStats()
+        llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**args), stat_loggers=[_stats_recorder(stats)])
         try:
             await llm.check_health()
         except Exception:
             llm.shutdown()
             raise
         log.info("engine ready in %.1f s (%s)", time.perf_counter() - started, model_name)
-        return cls(llm, model_name, args["model"])
+        return cls(llm, model_name, args["model"], stats)
 
     @property
     def model_name(self) -> str:
@@ -108,6 +110,9 @@ class LocalEngine:
             raise InputError(f"The model's chat template rejected these messages: {exc}") from exc
         return list(self._tokenizer.encode(text, add_special_tokens=False))
 
+    def detokenize(self, token_ids: list[int]) -> str:
+        return self._tokenizer.decode(token_ids)
+
     def _sampling_params(self, options: SamplingOptions, max_tokens: int) -> Any:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
@@ -150,6 +155,11 @@ class LocalEngine:
     def num_unfinished_requests(self) -> int:
         return self._llm.get_num_unfinished_requests()
 
+    def stats(self) -> EngineStats:
+        if self.num_unfinished_requests() == 0:  # the last step's snapshot predates the last finish
+            self._stats.running = self._stats.waiting = 0
+        return self._stats
+
     async def shutdown(self, drain_timeout_s: float) -> None:
         if self.state is EngineState.STOPPED:
             return
@@ -163,6 +173,31 @@ class LocalEngine:
         self._llm.shutdown()
         self.state = EngineState.STOPPED
         log.info("engine stopped")
+
+
+def _stats_recorder(target: EngineStats) -> Any:
+    """A vLLM stat logger class that copies each step's scheduler stats into `target`."""
+    from vllm.v1.metrics.loggers import StatLoggerBase
+
+    class Recorder(StatLoggerBase):
+        def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
+            pass
+
+        def record(
+            self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None, engine_idx: int = 0
+        ) -> None:
+            if scheduler_stats is None:
+                return
+            target.running = scheduler_stats.num_running_reqs
+            target.waiting = scheduler_stats.num_waiting_reqs
+            target.kv_cache_usage = scheduler_stats.kv_cache_usage
+            target.prefix_cache_queries += scheduler_stats.prefix_cache_stats.queries
+            target.prefix_cache_hits += scheduler_stats.prefix_cache_stats.hits
+
+        def log_engine_initialized(self) -> None:
+            pass
+
+    return Recorder
 
 
 def _completion(output: Any) -> Completion:

@@ -25,6 +25,14 @@ def services(ctx: Context) -> Services:
     return ctx.request_context.lifespan_context
 
 
+def client_name(ctx: Context) -> str:
+    """The client's self-reported name (clientInfo), for the request log; 'unknown' when it gave none."""
+    try:
+        return ctx.session.client_params.client_info.name
+    except AttributeError:
+        return "unknown"
+
+
 def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     """Report InputError/Unavailable to the client as a tool error carrying our message."""
 

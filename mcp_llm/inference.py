@@ -1,0 +1,96 @@
+"""One request from input to recorded result: tokenize, generate, check structured output, record.
+
+Shared by `generate` and every batch item, so both validate, measure and log the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import jsonschema
+
+from mcp_llm.engine.base import EngineBackend
+from mcp_llm.errors import InputError
+from mcp_llm.metrics import Metrics
+from mcp_llm.schemas import ChatMessage, Completion, SamplingOptions
+from mcp_llm.store import Store
+
+
+def prompt_token_ids(engine: EngineBackend, prompt: str | None, messages: list[ChatMessage] | None) -> list[int]:
+    """Token ids for exactly one of a raw prompt or a chat; says what to fix otherwise."""
+    if (prompt is None) == (messages is None):
+        raise InputError("Give exactly one of `prompt` (raw text) or `messages` (a chat), not both or neither.")
+    if messages is not None:
+        if not messages:
+            raise InputError("`messages` is empty: give at least one message, e.g. {'role': 'user', 'content': ...}.")
+        return engine.tokenize_chat(messages)
+    if not prompt:
+        raise InputError("`prompt` is empty: give the text to continue.")
+    return engine.tokenize_text(prompt)
+
+
+def check_json_schema(schema: dict | None) -> None:
+    """Reject a json_schema that is not a valid JSON Schema, before any token is spent."""
+    if schema is None:
+        return
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise InputError(f"`json_schema` is not a valid JSON Schema: {exc.message} (at {list(exc.path)}).") from exc
+
+
+def parse_structured(completion: Completion, schema: dict | None) -> object | None:
+    """The output parsed and validated against the schema (None without one); says why when it fails."""
+    if schema is None:
+        return None
+    try:
+        value = json.loads(completion.text)
+        jsonschema.validate(value, schema)
+    except (json.JSONDecodeError, jsonschema.ValidationError) as exc:
+        hint = " The output was cut at max_tokens: raise max_tokens." if completion.finish_reason == "length" else ""
+        raise InputError(f"The output does not satisfy json_schema ({exc}).{hint} Output: {completion.text!r}") from exc
+    return value
+
+
+class Recorder:
+    """Runs requests on the engine and records each in the metrics and the request log."""
+
+    def __init__(self, engine: EngineBackend, metrics: Metrics, store: Store, log_text: bool = False) -> None:
+        self.engine, self.metrics, self.store, self.log_text = engine, metrics, store, log_text
+
+    async def complete(
+        self, token_ids: list[int], sampling: SamplingOptions, *, client: str, kind: str, job_id: str | None = None
+    ) -> Completion:
+        """Generate, then record (errors too, cancellations as `cancelled`)."""
+        row = {
+            "client": client,
+            "kind": kind,
+            "job_id": job_id,
+            "model": self.engine.model_name,
+            "prompt_tokens": len(token_ids),
+        }
+        try:
+            completion = await self.engine.generate(token_ids, sampling, uuid.uuid4().hex)
+        except BaseException as exc:
+            status = "error" if isinstance(exc, Exception) else "cancelled"
+            self.metrics.observe_error(status)
+            self.store.log_request({**row, "status": status, "error": str(exc)[:500] or type(exc).__name__})
+            raise
+        self.metrics.observe(completion)
+        self.store.log_request(
+            {
+                **row,
+                "status": "ok",
+                "completion_tokens": completion.usage.completion_tokens,
+                "ttft_ms": completion.timing.ttft_ms,
+                "total_ms": completion.timing.total_ms,
+                **self._texts(token_ids, completion),
+            }
+        )
+        return completion
+
+    def _texts(self, token_ids: list[int], completion: Completion) -> dict:
+        if not self.log_text:
+            return {}
+        return {"prompt": self.engine.detokenize(token_ids), "completion": completion.text}

@@ -1,0 +1,219 @@
+"""SQLite state that survives restarts (sqlite-utils): jobs, their items, the request log.
+
+Writes from the hot path are buffered and flushed in one transaction (`flush`), so per request
+there is one list append, not one SQLite commit. A job and its items are written at once when the
+job is accepted: nothing a client was told is accepted can be lost.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+JOB_OPEN = ("queued", "running")
+ITEM_RESULT_COLUMNS = (
+    "status",
+    "text",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "queue_ms",
+    "ttft_ms",
+    "tpot_ms",
+    "total_ms",
+    "error",
+    "finished_at",
+)
+
+
+class Store:
+    """The database file in the data dir and the few queries the server needs."""
+
+    def __init__(self, path: Path, request_log_max_rows: int = 100_000) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite_utils.Database(path)
+        self.db.enable_wal()
+        self.request_log_max_rows = request_log_max_rows
+        self._item_updates: list[tuple] = []
+        self._request_rows: list[dict[str, Any]] = []
+        self._create_tables()
+
+    def _create_tables(self) -> None:
+        self.db["jobs"].create(
+            {
+                "id": str,
+                "kind": str,
+                "status": str,
+                "created_at": float,
+                "updated_at": float,
+                "total": int,
+                "completed": int,
+                "failed": int,
+                "options": str,
+                "error": str,
+            },
+            pk="id",
+            if_not_exists=True,
+        )
+        self.db["items"].create(
+            {
+                "job_id": str,
+                "idx": int,
+                "input": str,
+                "status": str,
+                "text": str,
+                "finish_reason": str,
+                "prompt_tokens": int,
+                "completion_tokens": int,
+                "queue_ms": float,
+                "ttft_ms": float,
+                "tpot_ms": float,
+                "total_ms": float,
+                "error": str,
+                "finished_at": float,
+            },
+            pk=("job_id", "idx"),
+            foreign_keys=[("job_id", "jobs", "id")],
+            if_not_exists=True,
+        )
+        self.db["requests"].create(
+            {
+                "id": int,
+                "at": float,
+                "client": str,
+                "kind": str,
+                "job_id": str,
+                "model": str,
+                "status": str,
+                "prompt_tokens": int,
+                "completion_tokens": int,
+                "ttft_ms": float,
+                "total_ms": float,
+                "error": str,
+                "prompt": str,
+                "completion": str,
+            },
+            pk="id",
+            if_not_exists=True,
+        )
+        self.db["items"].create_index(["job_id", "status"], if_not_exists=True)
+        self.db["jobs"].create_index(["status"], if_not_exists=True)
+
+    # --- jobs ---
+    def create_job(self, job_id: str, kind: str, options: dict, inputs: list[Any]) -> None:
+        """Persist a job and all its items, pending, in one transaction."""
+        now = time.time()
+        with self.db.conn:
+            self.db["jobs"].insert(
+                {
+                    "id": job_id,
+                    "kind": kind,
+                    "status": "queued",
+                    "created_at": now,
+                    "updated_at": now,
+                    "total": len(inputs),
+                    "completed": 0,
+                    "failed": 0,
+                    "options": json.dumps(options),
+                    "error": None,
+                }
+            )
+            self.db["items"].insert_all(
+                (
+                    {"job_id": job_id, "idx": i, "input": json.dumps(x), "status": "pending"}
+                    for i, x in enumerate(inputs)
+                ),
+                batch_size=1000,
+            )
+
+    def job(self, job_id: str) -> dict | None:
+        rows = list(self.db["jobs"].rows_where("id = ?", [job_id]))
+        return rows[0] if rows else None
+
+    def jobs(self, statuses: Iterable[str] | None = None, limit: int = 100) -> list[dict]:
+        if statuses is None:
+            return list(self.db["jobs"].rows_where(order_by="created_at desc", limit=limit))
+        marks = ",".join("?" * len(tuple(statuses)))
+        return list(
+            self.db["jobs"].rows_where(f"status in ({marks})", list(statuses), order_by="created_at", limit=limit)
+        )
+
+    def item_counts(self, job_id: str) -> dict[str, int]:
+        """Items of a job by status (pending, done, error) as written so far."""
+        return dict(
+            self.db.execute("select status, count(*) from items where job_id = ? group by status", [job_id]).fetchall()
+        )
+
+    def set_job_status(self, job_id: str, status: str, error: str | None = None) -> None:
+        """Flush buffered item results, then record the job's status and counts."""
+        self.flush()
+        counts = self.item_counts(job_id)
+        with self.db.conn:
+            self.db["jobs"].update(
+                job_id,
+                {
+                    "status": status,
+                    "updated_at": time.time(),
+                    "error": error,
+                    "completed": counts.get("done", 0),
+                    "failed": counts.get("error", 0),
+                },
+            )
+
+    def pending_items(self, job_id: str) -> list[tuple[int, Any]]:
+        rows = self.db.execute(
+            "select idx, input from items where job_id = ? and status = 'pending' order by idx", [job_id]
+        ).fetchall()
+        return [(idx, json.loads(raw)) for idx, raw in rows]
+
+    def items(self, job_id: str, offset: int = 0, limit: int = 100) -> list[dict]:
+        return list(
+            self.db["items"].rows_where(
+                "job_id = ?",
+                [job_id],
+                order_by="idx",
+                offset=offset,
+                limit=limit,
+                select="idx, status, text, finish_reason, prompt_tokens, "
+                "completion_tokens, queue_ms, ttft_ms, tpot_ms, total_ms, error",
+            )
+        )
+
+    def save_item(self, job_id: str, idx: int, result: dict[str, Any]) -> None:
+        """Buffer one finished item (status done or error; keys from ITEM_RESULT_COLUMNS); written at the next flush."""
+        row = {**result, "finished_at": time.time()}
+        self._item_updates.append((*(row.get(c) for c in ITEM_RESULT_COLUMNS), job_id, idx))
+
+    # --- request log ---
+    def log_request(self, row: dict[str, Any]) -> None:
+        """Buffer one request-log row; written at the next flush."""
+        self._request_rows.append({"at": time.time(), **row})
+
+    def requests(self, limit: int = 100) -> list[dict]:
+        return list(self.db["requests"].rows_where(order_by="id desc", limit=limit))
+
+    # --- writing ---
+    def flush(self) -> None:
+        """Write everything buffered in one transaction and bound the request log."""
+        items, self._item_updates = self._item_updates, []
+        rows, self._request_rows = self._request_rows, []
+        if not items and not rows:
+            return
+        assignments = ", ".join(f"{c} = ?" for c in ITEM_RESULT_COLUMNS)
+        with self.db.conn:
+            if items:
+                self.db.conn.executemany(f"update items set {assignments} where job_id = ? and idx = ?", items)
+            if rows:
+                self.db["requests"].insert_all(rows)
+                self.db.execute(
+                    "delete from requests where id <= (select max(id) from requests) - ?", [self.request_log_max_rows]
+                )
+
+    def close(self) -> None:
+        self.flush()
+        self.db.close()

@@ -1,0 +1,191 @@
+"""Tools `batch`, `job_status`, `job_results`, `cancel_job`, `list_jobs`: many prompts, one engine, jobs in SQLite."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from mcp.server.mcpserver import Context
+from pydantic import Field
+
+from mcp_llm.errors import InputError
+from mcp_llm.inference import check_json_schema
+from mcp_llm.jobs import JobProgress
+from mcp_llm.schemas import (
+    BatchItem,
+    BatchResult,
+    ChatMessage,
+    JobResults,
+    JobState,
+    JobStatus,
+    SamplingOptions,
+    Timing,
+    Usage,
+)
+from mcp_llm.services import Services
+from mcp_llm.tools.common import client_name, flat_sampling_options, services, tool_errors
+
+JobIdArg = Annotated[str, Field(description="The id `batch` returned.", min_length=1, max_length=64)]
+
+
+def job_status_of(svc: Services, job_id: str) -> JobStatus:
+    """The job's row, with live counts while it runs here; says so when the id is unknown."""
+    row = svc.store.job(job_id)
+    if row is None:
+        raise InputError(f"No job with id {job_id!r}: list_jobs shows the known ones.")
+    live: JobProgress | None = svc.jobs.progress(job_id)
+    completed, failed = (
+        (live.completed, live.failed) if live and row["status"] == "running" else (row["completed"], row["failed"])
+    )
+    return JobStatus(
+        job_id=job_id,
+        status=row["status"],
+        total=row["total"],
+        completed=completed,
+        failed=failed,
+        pending=row["total"] - completed - failed,
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        progress=live.message() if live and row["status"] == "running" else None,
+        error=row["error"],
+    )
+
+
+def item_of(row: dict) -> BatchItem:
+    done = row["status"] == "done"
+    return BatchItem(
+        index=row["idx"],
+        status=row["status"],
+        text=row["text"],
+        finish_reason=row["finish_reason"],
+        error=row["error"],
+        usage=Usage(
+            prompt_tokens=row["prompt_tokens"],
+            completion_tokens=row["completion_tokens"],
+            total_tokens=row["prompt_tokens"] + row["completion_tokens"],
+        )
+        if done
+        else None,
+        timing=Timing(
+            queue_ms=row["queue_ms"],
+            ttft_ms=row["ttft_ms"],
+            tpot_ms=row["tpot_ms"],
+            total_ms=row["total_ms"] or 0.0,
+            tokens_per_s=row["completion_tokens"] / (row["total_ms"] / 1000) if row["total_ms"] else 0.0,
+        )
+        if done
+        else None,
+    )
+
+
+def batch_inputs(prompts: list[str] | None, messages: list[list[ChatMessage]] | None, limit: int) -> list[dict]:
+    """The items as stored: {"prompt": ...} or {"messages": [...]}; says what to fix otherwise."""
+    if (prompts is None) == (messages is None):
+        raise InputError("Give exactly one of `prompts` (list of texts) or `messages` (list of chats).")
+    items = (
+        [{"prompt": p} for p in prompts]
+        if prompts is not None
+        else [{"messages": [m.model_dump() for m in chat]} for chat in messages]
+    )
+    if not items:
+        raise InputError("The batch is empty: give at least one item.")
+    if len(items) > limit:
+        raise InputError(
+            f"The batch has {len(items)} items; the limit is {limit} (setting max_batch_items). "
+            "Split it into several batches."
+        )
+    return items
+
+
+@flat_sampling_options
+@tool_errors
+async def batch(
+    ctx: Context,
+    sampling: SamplingOptions,
+    prompts: Annotated[list[str] | None, Field(description="Raw texts, one item each. Give this or messages.")] = None,
+    messages: Annotated[
+        list[list[ChatMessage]] | None, Field(description="Chats, one item each. Give this or prompts.")
+    ] = None,
+    wait: Annotated[bool, Field(description="true: return every result; false: return the job id at once.")] = True,
+) -> BatchResult:
+    """Run many prompts through the engine at once (continuous batching), as a persisted job.
+
+    All items go to the engine together; vLLM schedules them as they fit. Progress notifications
+    report items done. One bad item (e.g. too long for the context) gets an item `error` and the
+    others still run. The job is stored before it starts: with wait=false the call returns its
+    `job_id` at once (poll `job_status`, page `job_results`); a job interrupted by a restart resumes.
+    """
+    svc = services(ctx)
+    check_json_schema(sampling.json_schema)
+    items = batch_inputs(prompts, messages, svc.settings.max_batch_items)
+    job_id = svc.jobs.submit(items, sampling, client_name(ctx))
+    if not wait:
+        return BatchResult(job=job_status_of(svc, job_id))
+
+    async def report(progress: JobProgress) -> None:
+        await ctx.report_progress(progress.done, progress.total, progress.message())
+
+    started = time.monotonic()
+    try:
+        await svc.jobs.wait(job_id, report, svc.settings.progress_interval_s)
+    except BaseException:  # the client cancelled or left: stop the job's engine requests too
+        await svc.jobs.cancel(job_id)
+        raise
+    elapsed = time.monotonic() - started
+    rows = svc.store.items(job_id, limit=len(items))
+    tokens = sum(r["completion_tokens"] or 0 for r in rows)
+    return BatchResult(
+        job=job_status_of(svc, job_id),
+        results=[item_of(r) for r in rows],
+        elapsed_s=elapsed,
+        output_tokens_per_s=tokens / elapsed if elapsed > 0 else None,
+    )
+
+
+@tool_errors
+async def job_status(ctx: Context, job_id: JobIdArg) -> JobStatus:
+    """Where a batch job stands: status, items done/failed/pending, live progress."""
+    return job_status_of(services(ctx), job_id)
+
+
+@tool_errors
+async def job_results(
+    ctx: Context,
+    job_id: JobIdArg,
+    offset: Annotated[int, Field(ge=0, description="First item index of the page.")] = 0,
+    limit: Annotated[int, Field(ge=1, le=1000, description="Items per page.")] = 100,
+) -> JobResults:
+    """A page of a job's results in input order (pending items show status pending)."""
+    svc = services(ctx)
+    job = job_status_of(svc, job_id)
+    rows = svc.store.items(job_id, offset=offset, limit=limit)
+    end = offset + len(rows)
+    return JobResults(
+        job=job, offset=offset, items=[item_of(r) for r in rows], next_offset=end if end < job.total else None
+    )
+
+
+@tool_errors
+async def cancel_job(ctx: Context, job_id: JobIdArg) -> JobStatus:
+    """Cancel a running job: its engine requests stop at once; finished items are kept."""
+    svc = services(ctx)
+    status = job_status_of(svc, job_id)
+    if status.status not in ("queued", "running"):
+        raise InputError(f"Job {job_id} is already {status.status}; only queued or running jobs can be cancelled.")
+    await svc.jobs.cancel(job_id)
+    return job_status_of(svc, job_id)
+
+
+@tool_errors
+async def list_jobs(
+    ctx: Context,
+    status: Annotated[JobState | None, Field(description="Only jobs in this state.")] = None,
+    limit: Annotated[int, Field(ge=1, le=500)] = 50,
+) -> list[JobStatus]:
+    """Recent batch jobs, newest first."""
+    svc = services(ctx)
+    rows = svc.store.jobs([status] if status else None, limit=limit)
+    return [job_status_of(svc, r["id"]) for r in rows]
+
+
+TOOLS = [batch, job_status, job_results, cancel_job, list_jobs]
