@@ -51,6 +51,7 @@ STAGE_NAMES = {
     "e": "overhead (HTTP)",
 }
 MAX_MODEL_LEN = 2048
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 KV_CACHE_BYTES = 2 << 30
 START_TIMEOUT_S = 600.0  # engine start on a busy 2-core machine
 CALL_TIMEOUT_S = 3600.0  # a whole batch at full size
@@ -186,14 +187,14 @@ def hf_generate(model: Any, tokenizer: Any, text: str, new_tokens: int) -> int:
     return out.shape[1] - ids.shape[1]
 
 
-def stage_naive_hf(model_dir: Path, prompts: list[str], max_tokens: int) -> StageResult:
+def stage_naive_hf(model_dir: Path, prompts: list[str], max_tokens: int, dtype: str) -> StageResult:
     """transformers `generate`, one request at a time, greedy, exactly `max_tokens` new tokens each."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     result = StageResult("a", STAGE_NAMES["a"])
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype if dtype == "auto" else getattr(torch, dtype))
     model.eval()
     try:
         hf_generate(model, tokenizer, prompts[0], 1)  # warm-up, untimed
@@ -222,7 +223,7 @@ def stage_naive_hf(model_dir: Path, prompts: list[str], max_tokens: int) -> Stag
 # --------------------------------------------------------------------------- stage b: raw vLLM
 
 
-async def stage_raw_vllm(model_dir: Path, prompts: list[str], max_tokens: int) -> StageResult:
+async def stage_raw_vllm(model_dir: Path, prompts: list[str], max_tokens: int, dtype: str) -> StageResult:
     """All requests submitted at once to an in-process AsyncLLM; engine start excluded."""
     from transformers import AutoTokenizer
     from vllm import SamplingParams
@@ -237,7 +238,11 @@ async def stage_raw_vllm(model_dir: Path, prompts: list[str], max_tokens: int) -
     started = time.perf_counter()
     engine = AsyncLLM.from_engine_args(
         AsyncEngineArgs(
-            model=str(model_dir), enforce_eager=True, max_model_len=MAX_MODEL_LEN, kv_cache_memory_bytes=KV_CACHE_BYTES
+            model=str(model_dir),
+            enforce_eager=True,
+            max_model_len=MAX_MODEL_LEN,
+            kv_cache_memory_bytes=KV_CACHE_BYTES,
+            dtype=dtype,
         )
     )
     try:
@@ -283,9 +288,11 @@ async def stage_raw_vllm(model_dir: Path, prompts: list[str], max_tokens: int) -
 # --------------------------------------------------------------------------- servers
 
 
-def server_flags(model_dir: Path, data_dir: Path) -> list[str]:
+def server_flags(model_dir: Path, data_dir: Path, dtype: str) -> list[str]:
     """Engine settings matching stage b, and a fresh data dir (no resumed jobs, the user's database untouched)."""
     return [
+        "--dtype",
+        dtype,
         "--data-dir",
         str(data_dir),
         "--model",
@@ -332,6 +339,16 @@ def structured(result: Any, what: str) -> dict[str, Any]:
     return result.structured_content
 
 
+async def server_config(client: Any) -> dict[str, Any] | None:
+    """The server's `model://config` (dtype, batch limits, vLLM version), or None if it cannot be read."""
+    try:
+        contents = (await client.read_resource("model://config")).contents
+        return json.loads(contents[0].text)
+    except Exception as exc:
+        log(f"could not read model://config: {exc}")
+        return None
+
+
 # --------------------------------------------------------------------------- stage c: batch over stdio
 
 
@@ -346,7 +363,7 @@ def batch_tool_registered() -> bool | None:
 
 
 async def stage_batch_stdio(
-    model_dir: Path, prompts: list[str], max_tokens: int, log_path: Path, data_dir: Path
+    model_dir: Path, prompts: list[str], max_tokens: int, log_path: Path, data_dir: Path, dtype: str
 ) -> StageResult:
     """Our `batch` tool over stdio with `wait=True`: wall time from call to result, progress counted."""
     from mcp import Client, StdioServerParameters
@@ -358,7 +375,7 @@ async def stage_batch_stdio(
         return result
     params = StdioServerParameters(
         command=sys.executable,
-        args=[str(SERVER_SCRIPT), *server_flags(model_dir, data_dir)],
+        args=[str(SERVER_SCRIPT), *server_flags(model_dir, data_dir, dtype)],
         env=server_env(),
         cwd=str(REPO),
     )
@@ -368,6 +385,7 @@ async def stage_batch_stdio(
         async with Client(stdio_client(params, errlog=errlog), read_timeout_seconds=START_TIMEOUT_S) as client:
             names = {tool.name for tool in (await client.list_tools()).tools}
             result.extra["server_ready_s"] = time.perf_counter() - started
+            result.extra["server_config"] = await server_config(client)
             if "batch" not in names:
                 result.status, result.detail = "skipped", "batch tool not available"
                 return result
@@ -415,12 +433,12 @@ async def stage_batch_stdio(
 # --------------------------------------------------------------------------- stages d, e: HTTP
 
 
-def start_http_server(model_dir: Path, port: int, log_path: Path, data_dir: Path) -> subprocess.Popen:
+def start_http_server(model_dir: Path, port: int, log_path: Path, data_dir: Path, dtype: str) -> subprocess.Popen:
     """`python server.py --transport http` as a subprocess, stderr to a log file."""
     cmd = [sys.executable, str(SERVER_SCRIPT), "--transport", "http", "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("w") as errlog:
         return subprocess.Popen(
-            [*cmd, *server_flags(model_dir, data_dir)],
+            [*cmd, *server_flags(model_dir, data_dir, dtype)],
             stdout=subprocess.DEVNULL,
             stderr=errlog,
             env=server_env(),
@@ -471,6 +489,7 @@ async def stage_concurrent_http(url: str, prompts: list[str], max_tokens: int, c
         ]
         for client in clients:
             await client.list_tools()  # untimed: tool schemas the client validates results against
+        config = await server_config(clients[0])
         structured(await clients[0].call_tool("generate", generate_args(prompts[0], 1)), "warm-up generate")
         pending = list(enumerate(prompts))[::-1]
         items: list[dict[str, Any]] = [{} for _ in prompts]
@@ -491,6 +510,7 @@ async def stage_concurrent_http(url: str, prompts: list[str], max_tokens: int, c
     tool_figures(result, items, wall, len(prompts) * max_tokens)
     result.extra |= {
         "concurrency": workers,
+        "server_config": config,
         "client_latency_ms": percentiles(latencies),
         "queue_ms": percentiles([item["timing"].get("queue_ms") for item in items]),
     }
@@ -534,6 +554,7 @@ async def stage_overhead_http(url: str, prompts: list[str], calls: int) -> Stage
         count_rtt, _ = await timed_calls(count_tokens, calls)
     engine_ms = [answer["timing"]["total_ms"] for answer in gen_answers]
     tool_figures(result, gen_answers, wall, calls)
+    result.tok_per_s = None  # sequential one-token calls: a latency probe, not a throughput figure
     result.extra |= {
         "overhead_ms": percentiles([rtt - eng for rtt, eng in zip(gen_rtt, engine_ms, strict=True)]),
         "engine_ms": percentiles(engine_ms),
@@ -550,7 +571,7 @@ async def http_stages(
     port = free_port()
     log(f"d/e: starting the HTTP server on port {port} (log: {log_path})")
     started = time.perf_counter()
-    proc = start_http_server(args.model, port, log_path, data_dir)
+    proc = start_http_server(args.model, port, log_path, data_dir, args.dtype)
     results = []
     try:
         await wait_healthy(f"http://127.0.0.1:{port}/health", proc, log_path)
@@ -596,14 +617,13 @@ def run_stages(args: argparse.Namespace, out: Path) -> list[StageResult]:
     if "a" in args.stages:
         log(f"a: naive transformers on {args.naive_prompts} of the prompts")
         naive = prompts[: max(1, args.naive_prompts)]
-        results.append(run_sync_stage("a", lambda: stage_naive_hf(args.model, naive, args.max_tokens)))
+        results.append(run_sync_stage("a", lambda: stage_naive_hf(args.model, naive, args.max_tokens, args.dtype)))
     if "b" in args.stages:
-        results.append(asyncio.run(guarded("b", stage_raw_vllm(args.model, prompts, args.max_tokens))))
-        gc.collect()  # the stopped AsyncLLM now, not at interpreter exit (its __del__ fails then)
+        results.append(asyncio.run(guarded("b", stage_raw_vllm(args.model, prompts, args.max_tokens, args.dtype))))
     if "c" in args.stages:
         log_path = out.with_name(f"{out.stem}-stdio.log")
         with tempfile.TemporaryDirectory(prefix="mcp-llm-bench-") as data_dir:
-            work = stage_batch_stdio(args.model, prompts, args.max_tokens, log_path, Path(data_dir))
+            work = stage_batch_stdio(args.model, prompts, args.max_tokens, log_path, Path(data_dir), args.dtype)
             results.append(asyncio.run(guarded("c", work)))
     if {"d", "e"} & set(args.stages):
         log_path = out.with_name(f"{out.stem}-http.log")
@@ -744,6 +764,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--overhead-calls", type=int, default=30, help="sequential calls in stage e (default 30)")
     parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of a,b,c,d,e")
     parser.add_argument("--model", type=Path, default=None, help="model directory (default: the prepared default)")
+    parser.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="auto",
+        help="weights dtype for every stage (default auto: transformers keeps the checkpoint's, vLLM picks its own)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default bench/results/bench-<UTC>.json)")
     args = parser.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -787,7 +813,12 @@ def main(argv: list[str] | None = None) -> None:
             "ignore_eos": True,
             "temperature": 0,
             "examples": make_prompts(min(args.prompts, 3)),
-            "engine": {"enforce_eager": True, "max_model_len": MAX_MODEL_LEN, "kv_cache_memory_bytes": KV_CACHE_BYTES},
+            "engine": {
+                "enforce_eager": True,
+                "max_model_len": MAX_MODEL_LEN,
+                "kv_cache_memory_bytes": KV_CACHE_BYTES,
+                "dtype": args.dtype,
+            },
             "timing": "engine/server start and client connection excluded; one untimed warm-up request per stage",
         },
         "stages": {r.stage: asdict(r) for r in results},

@@ -17,8 +17,8 @@ from mcp_llm.services import Services, open_services
 from mcp_llm.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
-# Models are made once per machine (the default data dir); everything else lives in per-session temp dirs.
-MODEL_DATA_DIR = Settings().data_dir
+# Models are made once per machine (the default model store); databases live in per-test temp dirs.
+MODELS_DIR = Settings().model_store
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +29,13 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(data_dir=MODEL_DATA_DIR, max_model_len=2048, drain_timeout_s=5)
+    return Settings(
+        data_dir=tmp_path_factory.mktemp("data"),
+        models_dir=MODELS_DIR,
+        max_model_len=2048,
+        drain_timeout_s=5,
+        progress_interval_s=0.1,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -58,8 +64,9 @@ def free_port() -> int:
 def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
     """Environment for a server subprocess: its own data dir, the shared model store."""
     env = dict(os.environ)
-    env.update({"MCP_LLM_DATA_DIR": str(data_dir), "MCP_LLM_MODELS_DIR": str(MODELS_DIR), "PYTHONUNBUFFERED": "1"},
-               **extra)
+    env.update(
+        {"MCP_LLM_DATA_DIR": str(data_dir), "MCP_LLM_MODELS_DIR": str(MODELS_DIR), "PYTHONUNBUFFERED": "1"}, **extra
+    )
     return env
 
 

@@ -24,8 +24,9 @@ async def test_batch_returns_ordered_results_with_item_errors_and_monotonic_prog
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         updates.append((progress, total))
 
-    result = await client.call_tool("batch", {"prompts": prompts, "max_tokens": 4, "temperature": 0},
-                                    progress_callback=on_progress)
+    result = await client.call_tool(
+        "batch", {"prompts": prompts, "max_tokens": 4, "temperature": 0}, progress_callback=on_progress
+    )
     assert not result.is_error, result.content
     out = result.structured_content
     assert out["job"]["status"] == "completed"
@@ -46,7 +47,7 @@ async def test_batch_returns_ordered_results_with_item_errors_and_monotonic_prog
 
 async def test_batch_of_chats_matches_generate_at_temperature_zero(client: Client) -> None:
     chat = [{"role": "user", "content": "What is the capital of France?"}]
-    out = (await client.call_tool("batch", {"messages": [chat, chat], "max_tokens": 16, "temperature": 0}))
+    out = await client.call_tool("batch", {"messages": [chat, chat], "max_tokens": 16, "temperature": 0})
     assert all("Paris" in r["text"] for r in out.structured_content["results"])
 
 
@@ -57,8 +58,9 @@ async def test_wait_false_returns_a_job_to_poll_and_page(client: Client) -> None
     assert started.structured_content["results"] is None and job["total"] == 12
     job_id = job["job_id"]
     with anyio.fail_after(120):
-        while (status := (await client.call_tool("job_status", {"job_id": job_id})).structured_content)["status"] \
-                != "completed":
+        while (status := (await client.call_tool("job_status", {"job_id": job_id})).structured_content)[
+            "status"
+        ] != "completed":
             assert status["completed"] + status["failed"] + status["pending"] == 12
             await anyio.sleep(0.2)
     first = (await client.call_tool("job_results", {"job_id": job_id, "offset": 0, "limit": 5})).structured_content

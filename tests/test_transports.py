@@ -9,11 +9,11 @@ import time
 
 import anyio
 import httpx
-import psutil
 import pytest
 from mcp import Client, StdioServerParameters
 
 from tests.conftest import REPO, SERVER_CMD, free_port, server_env
+from tests.servers import START_TIMEOUT_S, assert_all_gone, descendants, wait_healthy
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -22,20 +22,6 @@ CAPITAL = {
     "temperature": 0,
     "max_tokens": 24,
 }
-START_TIMEOUT_S = 240
-
-
-def descendants(pid: int) -> list[psutil.Process]:
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-
-
-def assert_all_gone(processes: list[psutil.Process], timeout: float = 30) -> None:
-    """No process the server started (engine core, workers) outlives it."""
-    _gone, alive = psutil.wait_procs(processes, timeout=timeout)
-    assert not alive, f"orphans left behind: {[(p.pid, p.name()) for p in alive]}"
 
 
 def rpc(proc: subprocess.Popen, message: dict) -> None:
@@ -116,21 +102,6 @@ async def test_stdio_through_the_sdk_client(tmp_path) -> None:
         assert config["model"] == "SmolLM2-135M-Instruct"
 
 
-async def wait_healthy(url: str, proc: subprocess.Popen) -> dict:
-    async with httpx.AsyncClient() as http:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, "server exited during start"
-            try:
-                response = await http.get(url, timeout=2)
-                if response.status_code == 200:
-                    return response.json()
-            except httpx.TransportError:
-                pass
-            await anyio.sleep(0.5)
-    raise AssertionError("server never became healthy")
-
-
 async def test_streamable_http_serves_concurrent_clients_and_stops_cleanly(tmp_path) -> None:
     port = free_port()
     errlog = (tmp_path / "stderr.log").open("w+")
@@ -172,7 +143,12 @@ async def test_streamable_http_serves_concurrent_clients_and_stops_cleanly(tmp_p
 
 def test_invalid_setting_fails_at_start_naming_it(tmp_path) -> None:
     result = subprocess.run(
-        [*SERVER_CMD, "--max-num-seqs", "0"], capture_output=True, text=True, env=server_env(tmp_path), cwd=REPO, timeout=60
+        [*SERVER_CMD, "--max-num-seqs", "0"],
+        capture_output=True,
+        text=True,
+        env=server_env(tmp_path),
+        cwd=REPO,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "max_num_seqs" in result.stderr

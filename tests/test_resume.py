@@ -1,0 +1,80 @@
+"""A batch job survives its server being killed (SIGKILL) and completes after a restart, every item once."""
+
+from __future__ import annotations
+
+import subprocess
+
+import anyio
+import pytest
+from mcp import Client
+
+from tests.conftest import REPO, SERVER_CMD, free_port, server_env
+from tests.servers import assert_all_gone, descendants, wait_healthy
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+ITEMS = 16
+WAVE = 4  # --max-num-seqs: items run in waves, so the kill lands between them
+TOKENS = 96
+
+
+def start_http_server(data_dir, port: int, log) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*SERVER_CMD, "--transport", "http", "--port", str(port), "--max-num-seqs", str(WAVE)],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        env=server_env(data_dir),
+        cwd=REPO,
+    )
+
+
+async def status_of(client: Client, job_id: str) -> dict:
+    return (await client.call_tool("job_status", {"job_id": job_id})).structured_content
+
+
+async def test_job_survives_sigkill_and_completes_after_restart(tmp_path) -> None:
+    log = (tmp_path / "server.log").open("w")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    first = start_http_server(tmp_path, port, log)
+    second = None
+    try:
+        await wait_healthy(f"http://127.0.0.1:{port}/health", first)
+        async with Client(url, read_timeout_seconds=60) as client:
+            started = await client.call_tool(
+                "batch",
+                {
+                    "prompts": [f"Chapter {i}." for i in range(ITEMS)],
+                    "max_tokens": TOKENS,
+                    "ignore_eos": True,
+                    "temperature": 0,
+                    "wait": False,
+                },
+            )
+            job_id = started.structured_content["job"]["job_id"]
+            with anyio.fail_after(300):  # wait until some, not all, items are done
+                while (done := await status_of(client, job_id))["completed"] < WAVE:
+                    await anyio.sleep(0.1)
+        assert done["completed"] < ITEMS, "the kill must land mid-job"
+        engine_processes = descendants(first.pid)
+        first.kill()
+        first.wait(timeout=30)
+        assert engine_processes and any(p.is_running() for p in engine_processes), "SIGKILL orphans the engine"
+
+        second = start_http_server(tmp_path, port, log)
+        await wait_healthy(f"http://127.0.0.1:{port}/health", second)
+        assert_all_gone(engine_processes, timeout=5)  # the restart ended the dead server's engine
+        async with Client(url, read_timeout_seconds=60) as client:
+            with anyio.fail_after(600):
+                while (status := await status_of(client, job_id))["status"] != "completed":
+                    await anyio.sleep(0.5)
+            assert status["completed"] == ITEMS and status["failed"] == 0 and status["pending"] == 0
+            page = (await client.call_tool("job_results", {"job_id": job_id, "limit": 100})).structured_content
+        assert [item["index"] for item in page["items"]] == list(range(ITEMS))  # every item, exactly once
+        assert all(item["status"] == "done" and item["usage"]["completion_tokens"] == TOKENS for item in page["items"])
+        assert "resumed 1 unfinished jobs" in (tmp_path / "server.log").read_text()
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=60)
