@@ -789,7 +789,7 @@ def default_model() -> Path:
     from mcp_llm.settings import Settings
 
     settings = Settings()
-    return ensure_prepared(getattr(settings, "model_store", settings.data_dir))
+    return ensure_prepared(settings.model_store)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -797,6 +797,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["VLLM_LOGGING_STREAM"] = "ext://sys.stderr"  # before vLLM is imported anywhere
     args = parse_args(argv)
     args.model = (args.model or default_model()).resolve()
+    from mcp_llm.engine.local import resolve_dtype
+
+    args.dtype = resolve_dtype(args.dtype)  # one explicit dtype for every stage, as the server would pick
     now = datetime.now(UTC)
     out = args.out or REPO / "bench" / "results" / f"bench-{now:%Y%m%dT%H%M%SZ}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

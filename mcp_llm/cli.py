@@ -1,4 +1,5 @@
-"""Command line: `mcp-llm [serve] [--flags]` serves; `mcp-llm models prepare` makes the default model.
+"""Command line: `mcp-llm [serve] [--flags]` serves; `mcp-llm models prepare` makes the default model;
+`mcp-llm bench [--prompts N ...]` runs the benchmark (see `mcp_llm/bench.py`).
 
 Serve flags are the settings' names in kebab case (`--max-model-len 4096`, `--transport http`);
 every flag also reads from `MCP_LLM_<NAME>` in the environment. Logs go to stderr only.
@@ -60,6 +61,12 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["models"]:
         _log_to_stderr("INFO")
         models_command(argv[1:])
+        return
+    if argv[:1] == ["bench"]:
+        from mcp_llm import bench
+
+        _log_to_stderr("INFO")
+        bench.main(argv[1:])
         return
     if argv[:1] == ["serve"]:
         argv = argv[1:]

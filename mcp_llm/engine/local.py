@@ -55,10 +55,7 @@ class LocalEngine:
         if on_cpu:
             args.setdefault("enforce_eager", True)
             args.setdefault("kv_cache_memory_bytes", CPU_KV_CACHE_BYTES)
-            if args.get("dtype", "auto") == "auto" and not _cpu_has_bf16():
-                # bf16 without AVX512-BF16/AMX falls back to slow kernels: prefill measured ~4x slower here
-                log.info("this CPU has no bf16 instructions: serving in float32 (set --dtype to override)")
-                args["dtype"] = "float32"
+        args["dtype"] = resolve_dtype(args.get("dtype", "auto"))
         args.setdefault("served_model_name", model_name)
         started = time.perf_counter()
         stats = EngineStats()
@@ -187,6 +184,17 @@ def _cpu_has_bf16() -> bool:
     except OSError:
         return True  # unknown (not Linux): keep vLLM's choice
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_dtype(requested: str) -> str:
+    """`auto` means float32 on a CPU without bf16 instructions, where vLLM's bf16 choice falls back to
+    slow kernels (prefill measured ~4x slower here); anything else is passed through."""
+    from vllm.platforms import current_platform
+
+    if requested == "auto" and current_platform.is_cpu() and not _cpu_has_bf16():
+        log.info("this CPU has no bf16 instructions: serving in float32 (set --dtype to override)")
+        return "float32"
+    return requested
 
 
 def _stats_recorder(target: EngineStats) -> Any:
