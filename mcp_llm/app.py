@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from mcp.server.mcpserver import MCPServer
 
-from mcp_llm import http, resources, tools
+from mcp_llm import http, prompts, resources, tools
 from mcp_llm.engine.base import EngineState
 from mcp_llm.services import Runtime, Services, open_services
 from mcp_llm.settings import Settings
@@ -15,8 +15,10 @@ from mcp_llm.settings import Settings
 INSTRUCTIONS = """\
 mcp-llm serves a local LLM through an in-process vLLM engine shared by every client.
 Use `generate` for one completion (chat `messages` or raw `prompt`; temperature 0 is deterministic;
-`json_schema` constrains the output), `count_tokens` to check a prompt fits the context, and read
-`model://config` for the model, context length and engine limits."""
+`json_schema` constrains the output), `batch` for many prompts at once (a persisted job; `wait=false`
+returns a job id for `job_status`/`job_results`), `count_tokens` to check a prompt fits the context.
+`solve`, `refine` and `summarize_large` let your model reason (MCP sampling) while this engine acts.
+Read `model://config` for the model and limits, `metrics://engine` for live latency and load."""
 
 
 def create_app(settings: Settings, shared: Services | None = None) -> MCPServer:
@@ -41,5 +43,6 @@ def create_app(settings: Settings, shared: Services | None = None) -> MCPServer:
         tools=tools.all_tools(),
     )
     resources.register(mcp, runtime)
+    prompts.register(mcp, prompts.load_prompts(settings.prompts_dir))
     http.register(mcp, runtime)
     return mcp

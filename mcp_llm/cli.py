@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from mcp_llm.prompts import PromptFileError
 from mcp_llm.settings import Settings, load_settings
 
 log = logging.getLogger("mcp_llm")
@@ -80,6 +81,8 @@ def main(argv: list[str] | None = None) -> None:
         serve(settings)
     except KeyboardInterrupt:
         log.info("stopped")
+    except PromptFileError as exc:
+        sys.exit(f"mcp-llm: {exc}")
 
 
 if __name__ == "__main__":

@@ -142,3 +142,36 @@ class BatchResult(BaseModel):
     results: list[BatchItem] | None = Field(None, description="Null with wait=false: use job_results later.")
     elapsed_s: float | None = None
     output_tokens_per_s: float | None = None
+
+
+class FlowStep(BaseModel):
+    """One ReAct step: what the reasoner thought and did, and what our engine observed."""
+
+    thought: str | None = None
+    action: str | None = None
+    input: dict[str, Any] | None = None
+    observation: str | None = None
+    error: str | None = Field(None, description="Why the step's reply or action failed.")
+
+
+class SolveResult(BaseModel):
+    answer: str | None = Field(description="The final answer; null when the loop stopped without one.")
+    stopped: Literal["final", "max_steps", "malformed"] = Field(description="Why the loop ended.")
+    steps: list[FlowStep]
+    reasoner: Literal["host", "engine"] = Field(description="host: the client's model via sampling; engine: ours.")
+    sampling_calls: int
+
+
+class RefineResult(BaseModel):
+    drafts: list[str] = Field(description="Our engine's drafts, first to last.")
+    critiques: list[str] = Field(description="The reasoner's critique of each draft but the last.")
+    final: str
+    reasoner: Literal["host", "engine"]
+
+
+class SummaryResult(BaseModel):
+    chunks: int
+    input_tokens: int
+    partial_summaries: list[str] = Field(description="Our engine's summary of each chunk (the map step).")
+    summary: str = Field(description="The reasoner's combined answer (the reduce step).")
+    reasoner: Literal["host", "engine"]

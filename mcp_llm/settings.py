@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     progress_interval_s: float = Field(0.5, gt=0, description="Most often a long tool reports progress.")
     flush_interval_s: float = Field(0.2, gt=0, description="How often buffered results are written to SQLite.")
     metrics_window_s: float = Field(60.0, gt=0, description="Sliding window for percentiles and rates.")
+    sampling_fallback: bool = Field(False, description="When a client cannot sample, let our engine reason.")
+    max_sampling_calls: int = Field(20, ge=1, le=200, description="Most sampling requests one tool call may make.")
+    prompts_dir: Path = Field(Path(__file__).resolve().parent.parent / "prompts", description="Prompt files.")
     log_request_text: bool = Field(False, description="Keep prompt and completion text in the request log.")
     request_log_max_rows: int = Field(100_000, ge=1, description="Request-log rows kept (oldest dropped).")
 
