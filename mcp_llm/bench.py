@@ -223,8 +223,11 @@ def stage_naive_hf(model_dir: Path, prompts: list[str], max_tokens: int, dtype: 
 # --------------------------------------------------------------------------- stage b: raw vLLM
 
 
-async def stage_raw_vllm(model_dir: Path, prompts: list[str], max_tokens: int, dtype: str) -> StageResult:
-    """All requests submitted at once to an in-process AsyncLLM; engine start excluded."""
+async def stage_raw_vllm(
+    model_dir: Path, prompts: list[str], max_tokens: int, dtype: str, concurrency: int
+) -> StageResult:
+    """All requests submitted at once to an in-process AsyncLLM; engine start excluded. Then the same
+    workload again with at most `concurrency` in flight (what stage d's clients allow), in `extra`."""
     from transformers import AutoTokenizer
     from vllm import SamplingParams
     from vllm.engine.arg_utils import AsyncEngineArgs
@@ -274,6 +277,22 @@ async def stage_raw_vllm(model_dir: Path, prompts: list[str], max_tokens: int, d
                     tpots.append((stats.last_token_ts - stats.first_token_ts) * 1000 / (n - 1))
         result.requests = len(outputs)
         result.finish(wall, tokens, ttfts, tpots)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def gated(i: int, ids: list[int]) -> Any:
+            async with gate:
+                return await one(f"bench-gated-{i}", ids, max_tokens)
+
+        log(f"b: the same {len(prompts)} requests with at most {concurrency} in flight")
+        t0 = time.perf_counter()
+        gated_outputs = await asyncio.gather(*(gated(i, ids) for i, ids in enumerate(token_ids)))
+        gated_wall = time.perf_counter() - t0
+        gated_tokens = sum(len(o.outputs[0].token_ids) for o in gated_outputs)
+        result.extra["at_concurrency"] = {
+            "concurrency": concurrency,
+            "wall_s": gated_wall,
+            "tok_per_s": gated_tokens / gated_wall,
+        }
         config = engine.vllm_config
         result.extra |= {
             "dtype": str(config.model_config.dtype).removeprefix("torch."),
@@ -619,7 +638,11 @@ def run_stages(args: argparse.Namespace, out: Path) -> list[StageResult]:
         naive = prompts[: max(1, args.naive_prompts)]
         results.append(run_sync_stage("a", lambda: stage_naive_hf(args.model, naive, args.max_tokens, args.dtype)))
     if "b" in args.stages:
-        results.append(asyncio.run(guarded("b", stage_raw_vllm(args.model, prompts, args.max_tokens, args.dtype))))
+        results.append(
+            asyncio.run(
+                guarded("b", stage_raw_vllm(args.model, prompts, args.max_tokens, args.dtype, args.concurrency))
+            )
+        )
     if "c" in args.stages:
         log_path = out.with_name(f"{out.stem}-stdio.log")
         with tempfile.TemporaryDirectory(prefix="mcp-llm-bench-") as data_dir:
@@ -641,11 +664,19 @@ def run_stages(args: argparse.Namespace, out: Path) -> list[StageResult]:
 def ratios(results: list[StageResult]) -> dict[str, float | None]:
     """Throughput ratios c/b, d/b and b/a (None where a stage is missing)."""
     rate = {r.stage: r.tok_per_s for r in results if r.status == "ok"}
+    gated = next((r.extra.get("at_concurrency") for r in results if r.stage == "b" and r.status == "ok"), None)
+    if gated:
+        rate["b@concurrency"] = gated["tok_per_s"]
 
     def ratio(num: str, den: str) -> float | None:
         return rate[num] / rate[den] if rate.get(num) and rate.get(den) else None
 
-    return {"c/b": ratio("c", "b"), "d/b": ratio("d", "b"), "b/a": ratio("b", "a")}
+    return {
+        "c/b": ratio("c", "b"),
+        "d/b": ratio("d", "b"),
+        "d/b@concurrency": ratio("d", "b@concurrency"),
+        "b/a": ratio("b", "a"),
+    }
 
 
 def _fmt(value: float | None, spec: str = ".1f") -> str:

@@ -84,10 +84,13 @@ async def test_max_steps_bounds_the_loop(app) -> None:
     assert out["stopped"] == "max_steps" and len(out["steps"]) == 2 and out["sampling_calls"] == 2
 
 
-async def test_a_failing_action_becomes_an_observed_error(app) -> None:
-    host = ScriptedHost(act("generate"), act("final", answer="recovered"))
-    out = (await run(app, host, "solve", {"task": "t"}, "legacy"))[0].structured_content
-    assert "KeyError" in out["steps"][0]["error"] and out["answer"] == "recovered"
+@pytest.mark.parametrize("era", ERAS)
+async def test_a_failing_action_becomes_an_observed_error(app, era: str) -> None:
+    host = ScriptedHost(act("generate"), act("count_tokens", text="hello"), act("final", answer="recovered"))
+    out = (await run(app, host, "solve", {"task": "t"}, era))[0].structured_content
+    assert "KeyError" in out["steps"][0]["error"] and out["steps"][0]["observation"] is None
+    assert out["steps"][1]["observation"].isdigit(), "later steps replay their own observations"
+    assert out["answer"] == "recovered"
 
 
 async def test_declined_sampling_ends_the_tool_with_a_clear_message(app) -> None:

@@ -90,6 +90,15 @@ async def perform(ctx: Context, action: str, payload: dict[str, Any]) -> str:
     return "\n".join(c.content if isinstance(c.content, str) else "<binary>" for c in contents)
 
 
+async def observe(ctx: Context, action: str, payload: dict[str, Any]) -> list[str | None]:
+    """[observation, error] of one action; a failing action is an observation for the reasoner, not a crash
+    (and, recorded like a success, it replays the same on every 2026-07-28 round)."""
+    try:
+        return [(await perform(ctx, action, payload))[:OBSERVATION_CHARS], None]
+    except (KeyError, TypeError, ValueError, InputError) as exc:
+        return [None, f"{type(exc).__name__}: {exc}"]
+
+
 async def react(ctx: Context, journal: Journal, task: str, max_steps: int) -> SolveResult:
     """The ReAct loop: the reasoner picks actions, our engine performs them, until `final` or max_steps."""
     conversation: list[tuple[str, str]] = [("user", f"Task: {task}")]
@@ -119,15 +128,9 @@ async def react(ctx: Context, journal: Journal, task: str, max_steps: int) -> So
         if action == "final":
             steps.append(FlowStep(thought=thought, action=action, input=payload))
             return result(str(payload.get("answer", "")), "final")
-        step = FlowStep(thought=thought, action=action, input=payload)
-        try:
-            observed = await journal.act(lambda action=action, payload=payload: perform(ctx, action, payload))
-            step.observation = observed[:OBSERVATION_CHARS]
-        except (KeyError, TypeError, ValueError, InputError) as exc:
-            step.error = f"{type(exc).__name__}: {exc}"
-        steps.append(step)
-        observation = step.observation if step.error is None else f"error: {step.error}"
-        conversation += [("assistant", reply), ("user", f"Observation: {observation}")]
+        observation, error = await journal.act(lambda action=action, payload=payload: observe(ctx, action, payload))
+        steps.append(FlowStep(thought=thought, action=action, input=payload, observation=observation, error=error))
+        conversation += [("assistant", reply), ("user", f"Observation: {observation if error is None else error}")]
     return result(None, "max_steps")
 
 
