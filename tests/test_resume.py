@@ -39,7 +39,7 @@ async def test_job_survives_sigkill_and_completes_after_restart(tmp_path) -> Non
     first = start_http_server(tmp_path, port, log)
     second = None
     try:
-        await wait_healthy(f"http://127.0.0.1:{port}/health", first)
+        await wait_healthy(f"http://127.0.0.1:{port}/health", first, tmp_path / "server.log")
         async with Client(url, read_timeout_seconds=60) as client:
             started = await client.call_tool(
                 "batch",
@@ -62,7 +62,7 @@ async def test_job_survives_sigkill_and_completes_after_restart(tmp_path) -> Non
         assert engine_processes and any(p.is_running() for p in engine_processes), "SIGKILL orphans the engine"
 
         second = start_http_server(tmp_path, port, log)
-        await wait_healthy(f"http://127.0.0.1:{port}/health", second)
+        await wait_healthy(f"http://127.0.0.1:{port}/health", second, tmp_path / "server.log")
         assert_all_gone(engine_processes, timeout=5)  # the restart ended the dead server's engine
         async with Client(url, read_timeout_seconds=60) as client:
             with anyio.fail_after(600):

@@ -113,7 +113,7 @@ async def test_streamable_http_serves_concurrent_clients_and_stops_cleanly(tmp_p
         cwd=REPO,
     )
     try:
-        health = await wait_healthy(f"http://127.0.0.1:{port}/health", proc)
+        health = await wait_healthy(f"http://127.0.0.1:{port}/health", proc, tmp_path / "stderr.log")
         assert health["status"] == "ready" and health["model"] == "SmolLM2-135M-Instruct"
         scrape = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
         assert scrape.status_code == 200 and "mcp_llm_request_ttft_seconds_count" in scrape.text
