@@ -150,3 +150,18 @@ async def test_request_log_has_a_row_per_generate_and_batch_item(client: Client,
     assert sorted(r["kind"] for r in newest) == ["batch", "batch", "batch", "generate"]
     assert all(r["status"] == "ok" and r["model"] == "SmolLM2-135M-Instruct" and r["ttft_ms"] > 0 for r in newest)
     assert all(r["prompt"] is None and r["completion"] is None for r in newest), "no text unless the setting is on"
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "message"),
+    [
+        ("job_results", {"job_id": "x", "offset": -1}, "offset"),
+        ("job_results", {"job_id": "x", "limit": 1001}, "limit"),
+        ("job_status", {"job_id": ""}, "job_id"),
+        ("list_jobs", {"status": "sleeping"}, "status"),
+        ("list_jobs", {"limit": 0}, "limit"),
+    ],
+)
+async def test_job_tool_arguments_out_of_range(client: Client, tool: str, arguments: dict, message: str) -> None:
+    result = await client.call_tool(tool, arguments)
+    assert result.is_error and message in result.content[0].text

@@ -168,3 +168,28 @@ async def test_a_host_answering_with_our_real_engine_end_to_end(app, services: S
     assert not result.is_error, result.content
     assert out["reasoner"] == "host" and 1 <= len(out["steps"]) <= 3 and out["sampling_calls"] >= 1
     assert out["stopped"] in {"final", "max_steps", "malformed"}
+
+
+FLOW_BAD_INPUTS = [
+    ("solve", {"task": ""}, "task"),
+    ("solve", {"task": "t", "max_steps": 21}, "max_steps"),
+    ("refine", {"prompt": "p", "rounds": 0}, "rounds"),
+    ("refine", {"prompt": "p", "max_tokens": 0}, "max_tokens"),
+    ("refine", {"prompt": ""}, "prompt"),
+    ("summarize_large", {"instruction": "x"}, "exactly one of `text` or `uri`"),
+    ("summarize_large", {"instruction": "", "text": "a"}, "instruction"),
+    ("summarize_large", {"instruction": "x", "text": "a", "chunk_tokens": 10}, "chunk_tokens"),
+    ("summarize_large", {"instruction": "x", "text": "a", "summary_tokens": 5000}, "summary_tokens"),
+]
+
+
+@pytest.mark.parametrize(("tool", "arguments", "message"), FLOW_BAD_INPUTS)
+async def test_flow_arguments_out_of_range_say_what_to_fix(app, tool: str, arguments: dict, message: str) -> None:
+    result, _ = await run(app, ScriptedHost(), tool, arguments, "legacy")
+    assert result.is_error and message in result.content[0].text
+
+
+async def test_chunks_too_large_for_the_context_are_refused_with_the_limit(app) -> None:
+    args = {"instruction": "x", "text": "a b c", "chunk_tokens": 4000, "summary_tokens": 128}
+    result, _ = await run(app, ScriptedHost(), "summarize_large", args, "legacy")
+    assert result.is_error and "use at most 1856" in result.content[0].text
