@@ -34,8 +34,10 @@ from mcp_types import (
 )
 
 from mcp_llm.errors import InputError
+from mcp_llm.inference import prompt_token_ids
 from mcp_llm.schemas import ChatMessage, SamplingOptions
 from mcp_llm.services import Services
+from mcp_llm.tools.common import client_name
 
 # Reasoning is what the host's model is for: prefer intelligence over speed or cost.
 PREFERENCES = ModelPreferences(
@@ -179,9 +181,6 @@ async def complete_text(
     services: Services, ctx: Context, chat: list[ChatMessage] | str, options: SamplingOptions
 ) -> str:
     """One request to our engine (chat or raw text), recorded like any other; returns the text."""
-    from mcp_llm.inference import prompt_token_ids
-    from mcp_llm.tools.common import client_name
-
     prompt, messages = (chat, None) if isinstance(chat, str) else (None, chat)
     token_ids = prompt_token_ids(services.engine, prompt, messages)
     completion = await services.recorder.complete(token_ids, options, client=client_name(ctx), kind="flow")

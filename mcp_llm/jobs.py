@@ -65,7 +65,7 @@ class JobRunner:
     def resume(self) -> list[str]:
         """Restart every job a previous run left queued or running, with its unfinished items only."""
         resumed = []
-        for job in self.store.jobs(JOB_OPEN, limit=10_000):
+        for job in self.store.jobs(JOB_OPEN, limit=10_000, newest_first=False):
             options = json.loads(job["options"])
             counts = self.store.item_counts(job["id"])
             self._start(

@@ -135,13 +135,12 @@ class Store:
         rows = list(self.db["jobs"].rows_where("id = ?", [job_id]))
         return rows[0] if rows else None
 
-    def jobs(self, statuses: Iterable[str] | None = None, limit: int = 100) -> list[dict]:
-        if statuses is None:
-            return list(self.db["jobs"].rows_where(order_by="created_at desc", limit=limit))
-        marks = ",".join("?" * len(tuple(statuses)))
-        return list(
-            self.db["jobs"].rows_where(f"status in ({marks})", list(statuses), order_by="created_at", limit=limit)
-        )
+    def jobs(self, statuses: Iterable[str] | None = None, limit: int = 100, newest_first: bool = True) -> list[dict]:
+        """Jobs, optionally only those in `statuses`."""
+        wanted = list(statuses or ())
+        where = f"status in ({','.join('?' * len(wanted))})" if wanted else None
+        order = "created_at desc" if newest_first else "created_at"
+        return list(self.db["jobs"].rows_where(where, wanted or None, order_by=order, limit=limit))
 
     def item_counts(self, job_id: str) -> dict[str, int]:
         """Items of a job by status (pending, done, error) as written so far."""
