@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,6 +14,8 @@ from mcp_llm.engine.base import EngineState
 from mcp_llm.services import Runtime, Services, open_services
 from mcp_llm.settings import Settings
 
+log = logging.getLogger(__name__)
+
 INSTRUCTIONS = """\
 mcp-llm serves a local LLM through an in-process vLLM engine shared by every client.
 Use `generate` for one completion (chat `messages` or raw `prompt`; temperature 0 is deterministic;
@@ -21,18 +25,33 @@ returns a job id for `job_status`/`job_results`), `count_tokens` to check a prom
 Read `model://config` for the model and limits, `metrics://engine` for live latency and load."""
 
 
+async def _serve_engine(settings: Settings, runtime: Runtime, stop: asyncio.Event) -> None:
+    """Start the engine in the background, serve until `stop`, then drain; a failed start is reported
+    through the runtime (tool errors, /health) rather than taking the server down."""
+    try:
+        async with open_services(settings, runtime):
+            await stop.wait()
+    except Exception:
+        log.exception("the engine failed to start")
+
+
 def create_app(settings: Settings, shared: Services | None = None) -> MCPServer:
     """An MCPServer whose lifespan owns an engine, or borrows `shared` (tests share one engine)."""
-    runtime = Runtime()
+    runtime = Runtime(start_timeout_s=settings.engine_start_timeout_s)
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer) -> AsyncIterator[Services]:
+    async def lifespan(_: MCPServer) -> AsyncIterator[Runtime]:
         if shared is not None:
-            runtime.services, runtime.state = shared, EngineState.READY
-            yield shared
+            runtime.set(EngineState.READY, shared)
+            yield runtime
             return
-        async with open_services(settings, runtime) as services:
-            yield services
+        stop = asyncio.Event()
+        engine = asyncio.create_task(_serve_engine(settings, runtime, stop))
+        try:
+            yield runtime
+        finally:
+            stop.set()
+            await engine
 
     mcp = MCPServer(
         "mcp-llm",

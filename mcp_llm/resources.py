@@ -8,16 +8,23 @@ from __future__ import annotations
 import json
 
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceNotFoundError
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
-from mcp_llm.errors import InputError
-from mcp_llm.services import Runtime
+from mcp_llm.errors import InputError, Unavailable
+from mcp_llm.services import Runtime, Services
 from mcp_llm.tools.batch import item_of, job_status_of
 
 JOB_PAGE = 100
 
 
 def register(mcp: MCPServer, runtime: Runtime) -> None:
+    async def ready() -> Services:
+        """The services once the engine serves; a resource error saying why otherwise."""
+        try:
+            return await runtime.wait_ready()
+        except Unavailable as exc:
+            raise ResourceError(str(exc)) from exc
+
     @mcp.resource(
         "model://config",
         name="model_config",
@@ -26,7 +33,7 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
         mime_type="application/json",
     )
     async def model_config() -> str:
-        return runtime.require().engine.config().model_dump_json(indent=2)
+        return (await ready()).engine.config().model_dump_json(indent=2)
 
     @mcp.resource(
         "metrics://engine",
@@ -37,7 +44,7 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
         mime_type="application/json",
     )
     async def engine_metrics() -> str:
-        svc = runtime.require()
+        svc = await ready()
         return json.dumps(svc.metrics.snapshot(svc.engine.stats()), indent=2)
 
     @mcp.resource(
@@ -48,7 +55,7 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
         mime_type="text/plain",
     )
     async def prometheus_metrics() -> str:
-        svc = runtime.require()
+        svc = await ready()
         return svc.metrics.exposition(svc.engine.stats()).decode()
 
     @mcp.resource(
@@ -59,7 +66,7 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
         mime_type="application/json",
     )
     async def job(job_id: str) -> str:
-        svc = runtime.require()
+        svc = await ready()
         try:
             status = job_status_of(svc, job_id)
         except InputError as exc:

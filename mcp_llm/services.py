@@ -36,17 +36,36 @@ class Services:
 
 @dataclass
 class Runtime:
-    """Where the server stands, for handlers the SDK gives no context (static resources, /health)."""
+    """Where the server stands: the lifespan's context, also read by static resources and /health.
+
+    The engine starts in the background, so clients connect (and `/health` answers 503 `starting`)
+    at once; handlers wait for it with `wait_ready`.
+    """
 
     state: EngineState = EngineState.STARTING
     detail: str = field(default="")
     services: Services | None = None
+    start_timeout_s: float = 900.0
+    _settled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def set(self, state: EngineState, services: Services | None = None, detail: str = "") -> None:
+        self.state, self.services, self.detail = state, services, detail
+        if state is not EngineState.STARTING:
+            self._settled.set()
 
     def require(self) -> Services:
         """The services, or Unavailable when the engine is not serving."""
         if self.services is None:
-            raise Unavailable(f"The engine is {self.state.value}; retry in a moment.")
+            reason = f": {self.detail}" if self.detail else "; retry in a moment"
+            raise Unavailable(f"The engine is {self.state.value}{reason}.")
         return self.services
+
+    async def wait_ready(self) -> Services:
+        """The services once the engine serves; Unavailable if it failed or is not up within start_timeout_s."""
+        if self.state is EngineState.STARTING:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled.wait(), self.start_timeout_s)
+        return self.require()
 
 
 def resolve_model(settings: Settings) -> tuple[str, str]:
@@ -74,12 +93,12 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
     runtime = runtime or Runtime()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     reaper.reap_stale(settings.data_dir)
-    runtime.state = EngineState.STARTING
+    runtime.set(EngineState.STARTING)
     try:
-        name, path = resolve_model(settings)
+        name, path = await asyncio.to_thread(resolve_model, settings)  # may prepare the default model (~45 s)
         engine = await LocalEngine.start(settings.engine_args(path), name)
     except Exception as exc:
-        runtime.state, runtime.detail = EngineState.FAILED, str(exc)
+        runtime.set(EngineState.FAILED, detail=f"{type(exc).__name__}: {exc}")
         raise
     reaper.record(settings.data_dir)
     store = Store(settings.database, settings.request_log_max_rows)
@@ -88,11 +107,11 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
     services = Services(settings, engine, store, metrics, recorder, JobRunner(store, recorder))
     flusher = asyncio.create_task(_flush_every(store, settings.flush_interval_s))
     services.jobs.resume()
-    runtime.services, runtime.state = services, EngineState.READY
+    runtime.set(EngineState.READY, services)
     try:
         yield services
     finally:
-        runtime.state = EngineState.DRAINING
+        runtime.set(EngineState.DRAINING, services)
         await services.jobs.close()
         await engine.shutdown(settings.drain_timeout_s)
         flusher.cancel()
@@ -100,4 +119,4 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
             await flusher
         store.close()
         reaper.clear(settings.data_dir)
-        runtime.services, runtime.state = None, EngineState.STOPPED
+        runtime.set(EngineState.STOPPED)

@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    engine_start_timeout_s: float = Field(900.0, gt=0, description="How long a call waits for the engine to start.")
     drain_timeout_s: float = Field(10.0, ge=0, description="On shutdown, how long in-flight requests may finish.")
     max_batch_items: int = Field(10_000, ge=1, description="Most items one `batch` call may hold.")
     progress_interval_s: float = Field(0.5, gt=0, description="Most often a long tool reports progress.")

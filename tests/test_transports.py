@@ -102,6 +102,17 @@ async def test_stdio_through_the_sdk_client(tmp_path) -> None:
         assert config["model"] == "SmolLM2-135M-Instruct"
 
 
+async def first_answer(url: str, proc: subprocess.Popen) -> httpx.Response:
+    """The first HTTP answer the server gives (it listens before its engine is up)."""
+    with anyio.fail_after(START_TIMEOUT_S):
+        while True:
+            assert proc.poll() is None, "server exited during start"
+            try:
+                return httpx.get(url, timeout=2)
+            except httpx.TransportError:
+                await anyio.sleep(0.2)
+
+
 async def test_streamable_http_serves_concurrent_clients_and_stops_cleanly(tmp_path) -> None:
     port = free_port()
     errlog = (tmp_path / "stderr.log").open("w+")
@@ -113,6 +124,8 @@ async def test_streamable_http_serves_concurrent_clients_and_stops_cleanly(tmp_p
         cwd=REPO,
     )
     try:
+        first = await first_answer(f"http://127.0.0.1:{port}/health", proc)
+        assert first.status_code == 503 and first.json()["status"] == "starting", "clients connect while it starts"
         health = await wait_healthy(f"http://127.0.0.1:{port}/health", proc, tmp_path / "stderr.log")
         assert health["status"] == "ready" and health["model"] == "SmolLM2-135M-Instruct"
         scrape = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)

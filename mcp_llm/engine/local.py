@@ -59,7 +59,10 @@ class LocalEngine:
         args.setdefault("served_model_name", model_name)
         started = time.perf_counter()
         stats = EngineStats()
-        llm = AsyncLLM.from_engine_args(AsyncEngineArgs(**args), stat_loggers=[_stats_recorder(stats)])
+        # in a thread: building the engine takes ~30 s, and the event loop keeps serving meanwhile
+        llm = await asyncio.to_thread(
+            AsyncLLM.from_engine_args, AsyncEngineArgs(**args), stat_loggers=[_stats_recorder(stats)]
+        )
         try:
             await llm.check_health()
         except Exception:

@@ -21,8 +21,8 @@ R = TypeVar("R")
 
 
 def services(ctx: Context) -> Services:
-    """The shared services the lifespan created."""
-    return ctx.request_context.lifespan_context
+    """The shared services the lifespan created (the engine is ready: `tool_errors` waited for it)."""
+    return ctx.request_context.lifespan_context.require()
 
 
 def client_name(ctx: Context) -> str:
@@ -34,11 +34,13 @@ def client_name(ctx: Context) -> str:
 
 
 def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Report InputError/Unavailable to the client as a tool error carrying our message."""
+    """Wait for the engine (it starts in the background), then run the tool; InputError/Unavailable
+    reach the client as a tool error carrying our message."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
+            await kwargs["ctx"].request_context.lifespan_context.wait_ready()
             return await fn(*args, **kwargs)
         except (InputError, Unavailable) as exc:
             raise ToolError(str(exc)) from exc
