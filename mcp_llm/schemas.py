@@ -42,6 +42,11 @@ class Usage(BaseModel):
     total_tokens: int
 
 
+def tokens_per_s(tokens: int, total_ms: float | None) -> float:
+    """Tokens per second over a request's whole time (0 when no time was measured)."""
+    return tokens / (total_ms / 1000) if total_ms else 0.0
+
+
 class Timing(BaseModel):
     queue_ms: float | None = Field(None, description="Time waiting for the scheduler.")
     ttft_ms: float | None = Field(None, description="Time to first token, from arrival.")

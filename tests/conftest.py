@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -53,12 +52,6 @@ def app(settings: Settings, services: Services) -> MCPServer:
 async def client(app: MCPServer) -> AsyncIterator[Client]:
     async with Client(app) as c:
         yield c
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def server_env(data_dir: Path, **extra: str) -> dict[str, str]:

@@ -8,7 +8,8 @@ import anyio
 import pytest
 from mcp import Client
 
-from tests.conftest import REPO, SERVER_CMD, free_port, server_env
+from mcp_llm.bench import free_port
+from tests.conftest import REPO, SERVER_CMD, server_env
 from tests.servers import assert_all_gone, descendants, wait_healthy
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

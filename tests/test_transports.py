@@ -12,7 +12,8 @@ import httpx
 import pytest
 from mcp import Client, StdioServerParameters
 
-from tests.conftest import REPO, SERVER_CMD, free_port, server_env
+from mcp_llm.bench import free_port
+from tests.conftest import REPO, SERVER_CMD, server_env
 from tests.servers import START_TIMEOUT_S, assert_all_gone, descendants, wait_healthy
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

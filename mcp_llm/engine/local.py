@@ -16,7 +16,7 @@ from typing import Any
 
 from mcp_llm.engine.base import EngineState, EngineStats, output_budget
 from mcp_llm.errors import InputError, Unavailable
-from mcp_llm.schemas import ChatMessage, Completion, EngineConfig, SamplingOptions, Timing, Usage
+from mcp_llm.schemas import ChatMessage, Completion, EngineConfig, SamplingOptions, Timing, Usage, tokens_per_s
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +253,6 @@ def _completion(output: Any) -> Completion:
             ttft_ms=ttft_ms,
             tpot_ms=tpot_ms,
             total_ms=total_ms,
-            tokens_per_s=completion_tokens / (total_ms / 1000) if total_ms > 0 else 0.0,
+            tokens_per_s=tokens_per_s(completion_tokens, total_ms),
         ),
     )

@@ -21,6 +21,7 @@ from mcp_llm.schemas import (
     SamplingOptions,
     Timing,
     Usage,
+    tokens_per_s,
 )
 from mcp_llm.services import Services
 from mcp_llm.tools.common import client_name, flat_sampling_options, services, tool_errors
@@ -71,7 +72,7 @@ def item_of(row: dict) -> BatchItem:
             ttft_ms=row["ttft_ms"],
             tpot_ms=row["tpot_ms"],
             total_ms=row["total_ms"] or 0.0,
-            tokens_per_s=row["completion_tokens"] / (row["total_ms"] / 1000) if row["total_ms"] else 0.0,
+            tokens_per_s=tokens_per_s(row["completion_tokens"], row["total_ms"]),
         )
         if done
         else None,
