@@ -52,7 +52,8 @@ STAGE_NAMES = {
 }
 MAX_MODEL_LEN = 2048
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-KV_CACHE_BYTES = 2 << 30
+LOAD_FORMATS = ("auto", "safetensors", "dummy")
+KV_CACHE_BYTES = 2 << 30  # on CPU; on a GPU the engine takes --gpu-memory-utilization instead
 START_TIMEOUT_S = 600.0  # engine start on a busy 2-core machine
 CALL_TIMEOUT_S = 3600.0  # a whole batch at full size
 
@@ -101,6 +102,19 @@ def make_prompts(n: int) -> list[str]:
     return prompts
 
 
+def pad_prompts(prompts: list[str], tokenizer: Any, target_tokens: int) -> list[str]:
+    """Lengthen each prompt with deterministic background sentences until its chat prompt has at
+    least `target_tokens` tokens (the GPU workload is 128 prompt tokens; the stock prompts are ~40)."""
+    padded = []
+    for i, text in enumerate(prompts):
+        extra: list[str] = []
+        while len(chat_token_ids(tokenizer, " ".join([*extra, text]))) < target_tokens:
+            topic = TOPICS[(i + len(extra)) % len(TOPICS)]
+            extra.append(f"Background note {len(extra) + 1}: remember {topic} and how it changed over the years.")
+        padded.append(" ".join([*extra, text]))
+    return padded
+
+
 def chat(text: str) -> list[dict[str, str]]:
     """One user turn."""
     return [{"role": "user", "content": text}]
@@ -121,6 +135,16 @@ def percentiles(values: list[float | None]) -> dict[str, float] | None:
         return {"p50": data[0], "p95": data[0]}
     q = statistics.quantiles(data, n=100, method="inclusive")
     return {"p50": q[49], "p95": q[94]}
+
+
+def decode_figures(tokens: int, wall_s: float, engine_ms: float | None = None) -> dict[str, float | None]:
+    """Batch-1 decode speed of one long request: end to end, and by the engine's own clock if known."""
+    return {
+        "tokens": tokens,
+        "wall_s": wall_s,
+        "tok_per_s": tokens / wall_s if wall_s > 0 else None,
+        "engine_tok_per_s": tokens / (engine_ms / 1000) if engine_ms else None,
+    }
 
 
 @dataclass
@@ -220,14 +244,39 @@ def stage_naive_hf(model_dir: Path, prompts: list[str], max_tokens: int, dtype: 
     return result
 
 
+# --------------------------------------------------------------------------- engine settings
+
+
+def engine_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """EngineArgs shared by stage b's raw engine and the servers of stages c-e, per platform:
+    eager with a fixed KV cache on CPU (as the server does), compiled with a memory fraction on a GPU."""
+    from vllm.platforms import current_platform
+
+    settings: dict[str, Any] = {"max_model_len": MAX_MODEL_LEN, "dtype": args.dtype}
+    if current_platform.is_cpu():
+        settings |= {"enforce_eager": True, "kv_cache_memory_bytes": KV_CACHE_BYTES}
+    else:
+        settings["gpu_memory_utilization"] = args.gpu_memory_utilization
+    if args.load_format:
+        settings["load_format"] = args.load_format
+    return settings
+
+
 # --------------------------------------------------------------------------- stage b: raw vLLM
 
 
 async def stage_raw_vllm(
-    model_dir: Path, prompts: list[str], max_tokens: int, dtype: str, concurrency: int
+    model_dir: Path,
+    prompts: list[str],
+    max_tokens: int,
+    engine_args: dict[str, Any],
+    concurrency: int,
+    decode: int,
+    overhead_calls: int,
 ) -> StageResult:
     """All requests submitted at once to an in-process AsyncLLM; engine start excluded. Then the same
-    workload again with at most `concurrency` in flight (what stage d's clients allow), in `extra`."""
+    workload again with at most `concurrency` in flight (what stage d's clients allow), and one
+    request of `decode` tokens alone (batch-1 decode), in `extra`."""
     from transformers import AutoTokenizer
     from vllm import SamplingParams
     from vllm.engine.arg_utils import AsyncEngineArgs
@@ -239,15 +288,7 @@ async def stage_raw_vllm(
     token_ids = [chat_token_ids(tokenizer, text) for text in prompts]
     log("b: starting the vLLM engine")
     started = time.perf_counter()
-    engine = AsyncLLM.from_engine_args(
-        AsyncEngineArgs(
-            model=str(model_dir),
-            enforce_eager=True,
-            max_model_len=MAX_MODEL_LEN,
-            kv_cache_memory_bytes=KV_CACHE_BYTES,
-            dtype=dtype,
-        )
-    )
+    engine = AsyncLLM.from_engine_args(AsyncEngineArgs(model=str(model_dir), **engine_args))
     try:
         await engine.check_health()
         result.extra["engine_start_s"] = time.perf_counter() - started
@@ -293,6 +334,24 @@ async def stage_raw_vllm(
             "wall_s": gated_wall,
             "tok_per_s": gated_tokens / gated_wall,
         }
+        if decode:
+            log(f"b: one request of {decode} tokens alone (batch-1 decode)")
+            t0 = time.perf_counter()
+            single = await one("bench-decode", token_ids[0], decode)
+            single_wall = time.perf_counter() - t0
+            result.extra["decode_batch1"] = decode_figures(len(single.outputs[0].token_ids), single_wall)
+        log(f"b: {overhead_calls} sequential one-token requests (vLLM's own cost outside its request timer)")
+        round_trips, engine_ms = [], []
+        for i in range(overhead_calls):
+            t0 = time.perf_counter()
+            out = await one(f"bench-one-{i}", token_ids[i % len(token_ids)], 1)
+            round_trips.append((time.perf_counter() - t0) * 1000)
+            engine_ms.append(out.metrics.first_token_latency * 1000 if out.metrics else None)
+        result.extra["raw_overhead"] = {
+            "overhead_ms": percentiles([rtt - eng for rtt, eng in zip(round_trips, engine_ms, strict=True) if eng]),
+            "engine_ms": percentiles(engine_ms),
+            "round_trip_ms": percentiles(round_trips),
+        }
         config = engine.vllm_config
         result.extra |= {
             "dtype": str(config.model_config.dtype).removeprefix("torch."),
@@ -307,22 +366,12 @@ async def stage_raw_vllm(
 # --------------------------------------------------------------------------- servers
 
 
-def server_flags(model_dir: Path, data_dir: Path, dtype: str) -> list[str]:
+def server_flags(model_dir: Path, data_dir: Path, engine_args: dict[str, Any]) -> list[str]:
     """Engine settings matching stage b, and a fresh data dir (no resumed jobs, the user's database untouched)."""
-    return [
-        "--dtype",
-        dtype,
-        "--data-dir",
-        str(data_dir),
-        "--model",
-        str(model_dir),
-        "--max-model-len",
-        str(MAX_MODEL_LEN),
-        "--enforce-eager",
-        "true",
-        "--kv-cache-memory-bytes",
-        str(KV_CACHE_BYTES),
-    ]
+    flags = ["--data-dir", str(data_dir), "--model", str(model_dir)]
+    for name, value in engine_args.items():
+        flags += [f"--{name.replace('_', '-')}", str(value).lower() if isinstance(value, bool) else str(value)]
+    return flags
 
 
 def server_env() -> dict[str, str]:
@@ -382,9 +431,16 @@ def batch_tool_registered() -> bool | None:
 
 
 async def stage_batch_stdio(
-    model_dir: Path, prompts: list[str], max_tokens: int, log_path: Path, data_dir: Path, dtype: str
+    model_dir: Path,
+    prompts: list[str],
+    max_tokens: int,
+    log_path: Path,
+    data_dir: Path,
+    engine_args: dict[str, Any],
+    overhead_calls: int,
 ) -> StageResult:
-    """Our `batch` tool over stdio with `wait=True`: wall time from call to result, progress counted."""
+    """Our `batch` tool over stdio with `wait=True`: wall time from call to result, progress counted;
+    then the per-call overhead of sequential one-token calls over stdio."""
     from mcp import Client, StdioServerParameters
     from mcp.client.stdio import stdio_client
 
@@ -394,7 +450,7 @@ async def stage_batch_stdio(
         return result
     params = StdioServerParameters(
         command=sys.executable,
-        args=[str(SERVER_SCRIPT), *server_flags(model_dir, data_dir, dtype)],
+        args=[str(SERVER_SCRIPT), *server_flags(model_dir, data_dir, engine_args)],
         env=server_env(),
         cwd=str(REPO),
     )
@@ -428,6 +484,7 @@ async def stage_batch_stdio(
                 "batch", arguments, read_timeout_seconds=CALL_TIMEOUT_S, progress_callback=on_progress
             )
             wall = time.perf_counter() - t0
+            _, _, stdio_overhead = await overhead_figures(client, prompts, overhead_calls)
     answer_body = structured(answer, "batch")
     job = answer_body.get("job") or answer_body  # job fields nested under `job` (or flat, as first sketched)
     items = answer_body.get("results") or []
@@ -445,6 +502,7 @@ async def stage_batch_stdio(
         "progress_last": progress["last"],
         "progress_total": progress["total"],
         "queue_ms": percentiles([item["timing"].get("queue_ms") for item in ok]),
+        "stdio_overhead": stdio_overhead,
     }
     return result
 
@@ -452,12 +510,14 @@ async def stage_batch_stdio(
 # --------------------------------------------------------------------------- stages d, e: HTTP
 
 
-def start_http_server(model_dir: Path, port: int, log_path: Path, data_dir: Path, dtype: str) -> subprocess.Popen:
+def start_http_server(
+    model_dir: Path, port: int, log_path: Path, data_dir: Path, engine_args: dict[str, Any]
+) -> subprocess.Popen:
     """`python server.py --transport http` as a subprocess, stderr to a log file."""
     cmd = [sys.executable, str(SERVER_SCRIPT), "--transport", "http", "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("w") as errlog:
         return subprocess.Popen(
-            [*cmd, *server_flags(model_dir, data_dir, dtype)],
+            [*cmd, *server_flags(model_dir, data_dir, engine_args)],
             stdout=subprocess.DEVNULL,
             stderr=errlog,
             env=server_env(),
@@ -478,6 +538,8 @@ async def wait_healthy(url: str, proc: subprocess.Popen, log_path: Path) -> dict
                 response = await http.get(url, timeout=2)
                 if response.status_code == 200:
                     return response.json()
+                if response.json().get("status") == "failed":
+                    raise RuntimeError(f"the server's engine failed to start: {response.json().get('detail')}")
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.5)
@@ -548,49 +610,68 @@ async def timed_calls(
     return round_trips, answers
 
 
-async def stage_overhead_http(url: str, prompts: list[str], calls: int) -> StageResult:
-    """Per-call cost of the MCP path: round trip minus the engine's own time, and `count_tokens` round trips."""
-    from mcp import Client
+async def overhead_figures(client: Any, prompts: list[str], calls: int) -> tuple[list[dict[str, Any]], float, dict]:
+    """Sequential `generate(max_tokens=1)` and `count_tokens` calls on one client: the generate answers,
+    their wall time, and the per-call figures (round trip minus the engine's own time)."""
 
-    result = StageResult("e", STAGE_NAMES["e"])
-    async with Client(url, read_timeout_seconds=CALL_TIMEOUT_S) as client:
-        await client.list_tools()
+    async def generate(i: int) -> dict[str, Any]:
+        text = prompts[i % len(prompts)]
+        return structured(await client.call_tool("generate", generate_args(text, 1)), "generate")
 
-        async def generate(i: int) -> dict[str, Any]:
-            text = prompts[i % len(prompts)]
-            return structured(await client.call_tool("generate", generate_args(text, 1)), "generate")
+    async def count_tokens(i: int) -> dict[str, Any]:
+        text = prompts[i % len(prompts)]
+        return structured(await client.call_tool("count_tokens", {"messages": chat(text)}), "count_tokens")
 
-        async def count_tokens(i: int) -> dict[str, Any]:
-            text = prompts[i % len(prompts)]
-            return structured(await client.call_tool("count_tokens", {"messages": chat(text)}), "count_tokens")
-
-        await generate(0)  # warm-up
-        await count_tokens(0)
-        log(f"e: {calls} sequential generate(max_tokens=1) and {calls} count_tokens calls")
-        t0 = time.perf_counter()
-        gen_rtt, gen_answers = await timed_calls(generate, calls)
-        wall = time.perf_counter() - t0
-        count_rtt, _ = await timed_calls(count_tokens, calls)
+    await generate(0)  # warm-up
+    await count_tokens(0)
+    log(f"{calls} sequential generate(max_tokens=1) and {calls} count_tokens calls")
+    t0 = time.perf_counter()
+    gen_rtt, gen_answers = await timed_calls(generate, calls)
+    wall = time.perf_counter() - t0
+    count_rtt, _ = await timed_calls(count_tokens, calls)
     engine_ms = [answer["timing"]["total_ms"] for answer in gen_answers]
-    tool_figures(result, gen_answers, wall, calls)
-    result.tok_per_s = None  # sequential one-token calls: a latency probe, not a throughput figure
-    result.extra |= {
+    figures = {
         "overhead_ms": percentiles([rtt - eng for rtt, eng in zip(gen_rtt, engine_ms, strict=True)]),
         "engine_ms": percentiles(engine_ms),
         "generate_round_trip_ms": percentiles(gen_rtt),
         "count_tokens_round_trip_ms": percentiles(count_rtt),
     }
+    return gen_answers, wall, figures
+
+
+async def decode_through_tool(client: Any, text: str, tokens: int) -> dict[str, float | None]:
+    """Batch-1 decode through `generate`: one request of `tokens` tokens alone."""
+    log(f"one generate of {tokens} tokens alone (batch-1 decode)")
+    t0 = time.perf_counter()
+    answer = structured(await client.call_tool("generate", generate_args(text, tokens)), "generate")
+    wall = time.perf_counter() - t0
+    return decode_figures(answer["usage"]["completion_tokens"], wall, answer["timing"]["total_ms"])
+
+
+async def stage_overhead_http(url: str, prompts: list[str], calls: int, decode: int) -> StageResult:
+    """Per-call cost of the MCP path over HTTP, and batch-1 decode through `generate` when `decode` > 0."""
+    from mcp import Client
+
+    result = StageResult("e", STAGE_NAMES["e"])
+    async with Client(url, read_timeout_seconds=CALL_TIMEOUT_S) as client:
+        await client.list_tools()
+        gen_answers, wall, figures = await overhead_figures(client, prompts, calls)
+        if decode:
+            result.extra["decode_batch1"] = await decode_through_tool(client, prompts[0], decode)
+    tool_figures(result, gen_answers, wall, calls)
+    result.tok_per_s = None  # sequential one-token calls: a latency probe, not a throughput figure
+    result.extra |= figures
     return result
 
 
 async def http_stages(
-    args: argparse.Namespace, prompts: list[str], log_path: Path, data_dir: Path
+    args: argparse.Namespace, prompts: list[str], log_path: Path, data_dir: Path, engine_args: dict[str, Any]
 ) -> list[StageResult]:
     """Stages d and e on one Streamable HTTP server subprocess, stopped with SIGTERM afterwards."""
     port = free_port()
     log(f"d/e: starting the HTTP server on port {port} (log: {log_path})")
     started = time.perf_counter()
-    proc = start_http_server(args.model, port, log_path, data_dir, args.dtype)
+    proc = start_http_server(args.model, port, log_path, data_dir, engine_args)
     results = []
     try:
         await wait_healthy(f"http://127.0.0.1:{port}/health", proc, log_path)
@@ -601,7 +682,8 @@ async def http_stages(
             stage.extra["server_ready_s"] = ready_s
             results.append(stage)
         if "e" in args.stages:
-            results.append(await guarded("e", stage_overhead_http(url, prompts, args.overhead_calls)))
+            work = stage_overhead_http(url, prompts, args.overhead_calls, args.decode_tokens)
+            results.append(await guarded("e", work))
     finally:
         stop_server(proc)
         log(f"d/e: server stopped (exit code {proc.returncode})")
@@ -632,6 +714,11 @@ def run_sync_stage(stage: str, fn: Callable[[], StageResult]) -> StageResult:
 def run_stages(args: argparse.Namespace, out: Path) -> list[StageResult]:
     """Run the selected stages in order, one engine at a time."""
     prompts = make_prompts(args.prompts)
+    if args.prompt_tokens:
+        from transformers import AutoTokenizer
+
+        prompts = pad_prompts(prompts, AutoTokenizer.from_pretrained(args.model), args.prompt_tokens)
+    engine_args = engine_settings(args)
     results: list[StageResult] = []
     if "a" in args.stages:
         log(f"a: naive transformers on {args.naive_prompts} of the prompts")
@@ -640,19 +727,32 @@ def run_stages(args: argparse.Namespace, out: Path) -> list[StageResult]:
     if "b" in args.stages:
         results.append(
             asyncio.run(
-                guarded("b", stage_raw_vllm(args.model, prompts, args.max_tokens, args.dtype, args.concurrency))
+                guarded(
+                    "b",
+                    stage_raw_vllm(
+                        args.model,
+                        prompts,
+                        args.max_tokens,
+                        engine_args,
+                        args.concurrency,
+                        args.decode_tokens,
+                        args.overhead_calls,
+                    ),
+                )
             )
         )
     if "c" in args.stages:
         log_path = out.with_name(f"{out.stem}-stdio.log")
         with tempfile.TemporaryDirectory(prefix="mcp-llm-bench-") as data_dir:
-            work = stage_batch_stdio(args.model, prompts, args.max_tokens, log_path, Path(data_dir), args.dtype)
+            work = stage_batch_stdio(
+                args.model, prompts, args.max_tokens, log_path, Path(data_dir), engine_args, args.overhead_calls
+            )
             results.append(asyncio.run(guarded("c", work)))
     if {"d", "e"} & set(args.stages):
         log_path = out.with_name(f"{out.stem}-http.log")
         try:
             with tempfile.TemporaryDirectory(prefix="mcp-llm-bench-") as data_dir:
-                results += asyncio.run(http_stages(args, prompts, log_path, Path(data_dir)))
+                results += asyncio.run(http_stages(args, prompts, log_path, Path(data_dir), engine_args))
         except Exception as exc:
             traceback.print_exc(file=sys.stderr)
             for stage in ("d", "e"):
@@ -661,8 +761,9 @@ def run_stages(args: argparse.Namespace, out: Path) -> list[StageResult]:
     return results
 
 
-def ratios(results: list[StageResult]) -> dict[str, float | None]:
-    """Throughput ratios c/b, d/b and b/a (None where a stage is missing)."""
+def ratios(results: list[StageResult], roofline: float | None = None) -> dict[str, float | None]:
+    """Throughput ratios c/b, d/b, b/a, and batch-1 decode through `generate` vs raw vLLM and vs the
+    `roofline` (tok/s) when given (None where a figure is missing)."""
     rate = {r.stage: r.tok_per_s for r in results if r.status == "ok"}
     gated = next((r.extra.get("at_concurrency") for r in results if r.stage == "b" and r.status == "ok"), None)
     if gated:
@@ -671,11 +772,14 @@ def ratios(results: list[StageResult]) -> dict[str, float | None]:
     def ratio(num: str, den: str) -> float | None:
         return rate[num] / rate[den] if rate.get(num) and rate.get(den) else None
 
+    decode = {r.stage: r.extra["decode_batch1"]["tok_per_s"] for r in results if r.extra.get("decode_batch1")}
     return {
         "c/b": ratio("c", "b"),
         "d/b": ratio("d", "b"),
         "d/b@concurrency": ratio("d", "b@concurrency"),
         "b/a": ratio("b", "a"),
+        "decode e/b": decode["e"] / decode["b"] if decode.get("e") and decode.get("b") else None,
+        "decode e/roofline": decode["e"] / roofline if decode.get("e") and roofline else None,
     }
 
 
@@ -723,16 +827,38 @@ def format_report(results: list[StageResult], ratio_values: dict[str, float | No
     for r in results:
         if r.detail and r.status == "ok":
             out.append(f"note {r.stage}: {r.detail}")
-        if r.stage == "e" and r.status == "ok":
-            x = r.extra
-            out.append(f"per-call overhead (round trip - engine time), p50/p95 ms: {_pair(x['overhead_ms'])}")
-            out.append(f"engine time of generate(max_tokens=1), p50/p95 ms: {_pair(x['engine_ms'])}")
-            out.append(f"generate(max_tokens=1) round trip, p50/p95 ms: {_pair(x['generate_round_trip_ms'])}")
-            count_rtt = _pair(x["count_tokens_round_trip_ms"])
-            out.append(f"count_tokens round trip (no engine work), p50/p95 ms: {count_rtt}")
-        if r.stage == "c" and r.status == "ok":
+        if r.status != "ok":
+            continue
+        if r.stage == "e":
+            out += overhead_lines("HTTP", r.extra)
+        if r.stage == "c":
             out.append(f"batch progress notifications received: {r.extra['progress_notifications']}")
+            out += overhead_lines("stdio", r.extra.get("stdio_overhead"))
+        raw = r.extra.get("raw_overhead")
+        if raw:
+            out.append(
+                f"[raw vLLM] one-token request round trip - its own timer, p50/p95 ms: {_pair(raw['overhead_ms'])} "
+                f"(round trip {_pair(raw['round_trip_ms'])})"
+            )
+        decode = r.extra.get("decode_batch1")
+        if decode:
+            out.append(
+                f"batch-1 decode ({r.stage} {r.name}): {decode['tokens']} tokens, {_fmt(decode['tok_per_s'])} tok/s "
+                f"end to end, {_fmt(decode['engine_tok_per_s'])} tok/s by the engine's clock"
+            )
     return "\n".join(out)
+
+
+def overhead_lines(transport: str, x: dict[str, Any] | None) -> list[str]:
+    """The per-call overhead figures of one transport, as report lines."""
+    if not x:
+        return []
+    return [
+        f"[{transport}] per-call overhead (round trip - engine time), p50/p95 ms: {_pair(x['overhead_ms'])}",
+        f"[{transport}] engine time of generate(max_tokens=1), p50/p95 ms: {_pair(x['engine_ms'])}",
+        f"[{transport}] generate(max_tokens=1) round trip, p50/p95 ms: {_pair(x['generate_round_trip_ms'])}",
+        f"[{transport}] count_tokens round trip (no engine work), p50/p95 ms: {_pair(x['count_tokens_round_trip_ms'])}",
+    ]
 
 
 def _version(*distributions: str) -> str | None:
@@ -801,6 +927,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="auto",
         help="weights dtype for every stage (default auto: transformers keeps the checkpoint's, vLLM picks its own)",
     )
+    parser.add_argument("--load-format", choices=LOAD_FORMATS, default=None, help="dummy: random weights, no files")
+    parser.add_argument(
+        "--gpu-memory-utilization", type=float, default=0.85, help="GPU memory fraction per engine (GPU only)"
+    )
+    parser.add_argument(
+        "--prompt-tokens", type=int, default=0, help="pad every prompt to at least this many tokens (default: as is)"
+    )
+    parser.add_argument(
+        "--decode-tokens", type=int, default=0, help="also time one request of this many tokens alone in b and e"
+    )
+    parser.add_argument("--roofline-tok-s", type=float, default=None, help="batch-1 decode roofline to compare with")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default bench/results/bench-<UTC>.json)")
     args = parser.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -836,7 +973,7 @@ def main(argv: list[str] | None = None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     log(f"stages {','.join(args.stages)}: {args.prompts} prompts x {args.max_tokens} tokens, model {args.model}")
     results = run_stages(args, out)
-    ratio_values = ratios(results)
+    ratio_values = ratios(results, args.roofline_tok_s)
     report = {
         "date": now.isoformat(),
         "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
@@ -847,12 +984,8 @@ def main(argv: list[str] | None = None) -> None:
             "ignore_eos": True,
             "temperature": 0,
             "examples": make_prompts(min(args.prompts, 3)),
-            "engine": {
-                "enforce_eager": True,
-                "max_model_len": MAX_MODEL_LEN,
-                "kv_cache_memory_bytes": KV_CACHE_BYTES,
-                "dtype": args.dtype,
-            },
+            "prompt_tokens": args.prompt_tokens or None,
+            "engine": engine_settings(args),
             "timing": "engine/server start and client connection excluded; one untimed warm-up request per stage",
         },
         "stages": {r.stage: asdict(r) for r in results},
