@@ -22,6 +22,7 @@ Use `generate` for one completion (chat `messages` or raw `prompt`; temperature 
 `json_schema` constrains the output), `batch` for many prompts at once (a persisted job; `wait=false`
 returns a job id for `job_status`/`job_results`), `count_tokens` to check a prompt fits the context.
 `solve`, `refine` and `summarize_large` let your model reason (MCP sampling) while this engine acts.
+`quantize` makes a smaller checkpoint and reports its size, perplexity and speed; `load_model` serves it.
 Read `model://config` for the model and limits, `metrics://engine` for live latency and load."""
 
 

@@ -77,6 +77,7 @@ class Recorder:
             self.metrics.observe_error(status)
             self.store.log_request({**row, "status": status, "error": str(exc)[:500] or type(exc).__name__})
             raise
+        row["model"] = self.engine.model_name  # the model that ran it (a swap may have happened while it waited)
         self.metrics.observe(completion)
         self.store.log_request(
             {

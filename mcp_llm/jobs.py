@@ -16,12 +16,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from mcp_llm.engine.swap import SwapAborted
 from mcp_llm.errors import InputError
 from mcp_llm.inference import Recorder, parse_structured, prompt_token_ids
 from mcp_llm.schemas import ChatMessage, SamplingOptions
 from mcp_llm.store import JOB_OPEN, Store
 
 log = logging.getLogger(__name__)
+SWAP_RETRIES = 3
 
 
 @dataclass
@@ -109,7 +111,15 @@ class JobRunner:
         try:
             messages = [ChatMessage.model_validate(m) for m in item["messages"]] if "messages" in item else None
             token_ids = prompt_token_ids(self.recorder.engine, item.get("prompt"), messages)
-            completion = await self.recorder.complete(token_ids, sampling, client=client, kind="batch", job_id=job_id)
+            for attempt in range(SWAP_RETRIES + 1):  # an item a model swap cut off runs again on the new model
+                try:
+                    completion = await self.recorder.complete(
+                        token_ids, sampling, client=client, kind="batch", job_id=job_id
+                    )
+                    break
+                except SwapAborted:
+                    if attempt == SWAP_RETRIES:
+                        raise
             parse_structured(completion, sampling.json_schema)
         except Exception as exc:  # one bad item never fails the others
             if not isinstance(exc, InputError):

@@ -59,6 +59,25 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
         return svc.metrics.exposition(svc.engine.stats()).decode()
 
     @mcp.resource(
+        "models://{name}",
+        name="model",
+        title="Registered model",
+        description="A registered model: path, base model, scheme, sizes, perplexity, tokens/s, kernels, "
+        "and for quantized models the full quantize report.",
+        mime_type="application/json",
+    )
+    async def model(name: str) -> str:
+        from mcp_llm.models import info
+        from mcp_llm.tools.models import registry
+
+        svc = await ready()
+        try:
+            row = registry(svc).require(name)
+        except InputError as exc:
+            raise ResourceNotFoundError(str(exc)) from exc
+        return info(row, svc.engine.model_name).model_dump_json(indent=2)
+
+    @mcp.resource(
         "jobs://{job_id}",
         name="job",
         title="Batch job",

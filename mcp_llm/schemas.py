@@ -97,6 +97,9 @@ class EngineConfig(BaseModel):
     enforce_eager: bool
     tensor_parallel_size: int
     quantization: str | None
+    kernels: dict[str, str] = Field(
+        default_factory=dict, description="Linear kernel vLLM chose per quantization scheme (from its log)."
+    )
     vllm_version: str
     state: str
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mcp_llm.engine import reaper
 from mcp_llm.engine.base import EngineBackend, EngineState
+from mcp_llm.engine.swap import EngineSpec, Starter, SwappableEngine
 from mcp_llm.errors import Unavailable
 from mcp_llm.inference import Recorder
 from mcp_llm.jobs import JobRunner
@@ -27,7 +28,7 @@ class Services:
     """What handlers reach through `ctx.request_context.lifespan_context`."""
 
     settings: Settings
-    engine: EngineBackend
+    engine: SwappableEngine
     store: Store
     metrics: Metrics
     recorder: Recorder
@@ -79,6 +80,20 @@ def resolve_model(settings: Settings) -> tuple[str, str]:
     return settings.served_model_name or default_model.MODEL_NAME, str(path)
 
 
+def engine_starter(settings: Settings) -> Starter:
+    """Starts the serving engine from a spec (at start, and on every `load_model`), logging vLLM's output
+    also to <data_dir>/logs/engine.log (where the chosen kernels are read) and recording its processes."""
+
+    async def start(spec: EngineSpec) -> EngineBackend:
+        from mcp_llm.engine.local import LocalEngine
+
+        engine = await LocalEngine.start(spec.args, spec.name, log_file=settings.data_dir / "logs" / "engine.log")
+        reaper.record(settings.data_dir)
+        return engine
+
+    return start
+
+
 async def _flush_every(store: Store, interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
@@ -88,19 +103,18 @@ async def _flush_every(store: Store, interval_s: float) -> None:
 @asynccontextmanager
 async def open_services(settings: Settings, runtime: Runtime | None = None) -> AsyncIterator[Services]:
     """Start engine, store and job runner; resume unfinished jobs; on exit stop jobs, drain, stop the engine."""
-    from mcp_llm.engine.local import LocalEngine
-
     runtime = runtime or Runtime()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     reaper.reap_stale(settings.data_dir)
     runtime.set(EngineState.STARTING)
+    start = engine_starter(settings)
     try:
         name, path = await asyncio.to_thread(resolve_model, settings)  # may prepare the default model (~45 s)
-        engine = await LocalEngine.start(settings.engine_args(path), name)
+        spec = EngineSpec(name, settings.engine_args(path))
+        engine = SwappableEngine(await start(spec), spec, start)  # load_model swaps what it holds
     except Exception as exc:
         runtime.set(EngineState.FAILED, detail=f"{type(exc).__name__}: {exc}")
         raise
-    reaper.record(settings.data_dir)
     store = Store(settings.database, settings.request_log_max_rows)
     metrics = Metrics(window_s=settings.metrics_window_s)
     recorder = Recorder(engine, metrics, store, log_text=settings.log_request_text)

@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     prompts_dir: Path = Field(Path(__file__).resolve().parent.parent / "prompts", description="Prompt files.")
     log_request_text: bool = Field(False, description="Keep prompt and completion text in the request log.")
     request_log_max_rows: int = Field(100_000, ge=1, description="Request-log rows kept (oldest dropped).")
+    worker_python: Path | None = Field(
+        None, description="Python of the worker venv (llmcompressor) for quantize (default: <repo>/.venv-worker)."
+    )
+    worker_timeout_s: float = Field(1800.0, gt=0, description="Longest a quantize worker may run before it is stopped.")
 
     @field_validator("model", "tokenizer", "served_model_name", "quantization")
     @classmethod

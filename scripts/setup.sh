@@ -26,5 +26,15 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+# The worker venv for `quantize`: llm-compressor pins versions that conflict with vLLM's, so it lives apart.
+wstamp=".venv-worker/.installed-$flavour-$(cat mcp_llm/workers/requirements-$flavour.txt | sha256sum | cut -c1-16)"
+if [ ! -f "$wstamp" ]; then
+  echo "setup: installing llm-compressor into .venv-worker (about 1.5 minutes the first time)" >&2
+  [ -x .venv-worker/bin/python ] || "$PY" -m venv .venv-worker
+  quiet .venv-worker/bin/python -m pip install --disable-pip-version-check -q -r "mcp_llm/workers/requirements-$flavour.txt"
+  rm -f .venv-worker/.installed-*
+  touch "$wstamp"
+fi
+
 .venv/bin/mcp-llm models prepare >/dev/null
 echo "setup: ready" >&2

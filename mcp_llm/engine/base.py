@@ -62,6 +62,14 @@ class EngineBackend(Protocol):
         """Run one request to completion; cancelling the caller aborts it in the engine."""
         ...
 
+    async def prompt_logprobs(self, token_ids: list[int], request_id: str) -> list[float]:
+        """Log-probability of each prompt token after the first, given those before it (for perplexity)."""
+        ...
+
+    def kernels(self) -> dict[str, str]:
+        """The linear kernel the engine chose per quantization scheme (empty when unknown or unquantized)."""
+        ...
+
     def num_unfinished_requests(self) -> int: ...
 
     def stats(self) -> EngineStats:

@@ -8,8 +8,11 @@ lands after the transport has claimed stdout.
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -37,14 +40,19 @@ class LocalEngine:
         self._stats = stats
         self._model_name = model_name
         self._model_path = model_path
-        self._tokenizer = llm.get_tokenizer()
+        self._tokenizer = _tokenizer(llm)
         self._vllm_config = llm.vllm_config
         self._inflight: set[str] = set()
         self.state = EngineState.READY
+        self.log_file: Path | None = None
 
     @classmethod
-    async def start(cls, engine_args: dict[str, Any], model_name: str) -> LocalEngine:
-        """Build the engine from EngineArgs fields and wait until it serves."""
+    async def start(cls, engine_args: dict[str, Any], model_name: str, log_file: Path | None = None) -> LocalEngine:
+        """Build the engine from EngineArgs fields and wait until it serves.
+
+        With `log_file`, vLLM's logs (its engine-core process's too) are also written there, which is
+        where `kernels()` reads the linear kernels vLLM chose.
+        """
         _prepare_environment()
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.platforms import current_platform
@@ -57,6 +65,11 @@ class LocalEngine:
             args.setdefault("kv_cache_memory_bytes", CPU_KV_CACHE_BYTES)
         args["dtype"] = resolve_dtype(args.get("dtype", "auto"))
         args.setdefault("served_model_name", model_name)
+        if log_file is not None:
+            try:
+                args["logging_config"] = _file_logging(log_file)
+            except ImportError:  # vLLM 0.26 (the GPU build) has no LoggingConfig: kernels() then reports none
+                log.warning("this vLLM cannot copy its log to %s; kernel names will not be reported", log_file)
         started = time.perf_counter()
         stats = EngineStats()
         # in a thread: building the engine takes ~30 s, and the event loop keeps serving meanwhile
@@ -69,7 +82,9 @@ class LocalEngine:
             llm.shutdown()
             raise
         log.info("engine ready in %.1f s (%s)", time.perf_counter() - started, model_name)
-        return cls(llm, model_name, args["model"], stats)
+        engine = cls(llm, model_name, args["model"], stats)
+        engine.log_file = log_file
+        return engine
 
     @property
     def model_name(self) -> str:
@@ -100,6 +115,7 @@ class LocalEngine:
             enforce_eager=bool(vc.model_config.enforce_eager),
             tensor_parallel_size=vc.parallel_config.tensor_parallel_size,
             quantization=vc.model_config.quantization,
+            kernels=self.kernels(),
             vllm_version=vllm.__version__,
             state=self.state.value,
         )
@@ -157,8 +173,32 @@ class LocalEngine:
         assert final is not None
         return _completion(final)
 
+    async def prompt_logprobs(self, token_ids: list[int], request_id: str) -> list[float]:
+        """Log-probability of each prompt token after the first, given those before it (for perplexity)."""
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        if self.state is not EngineState.READY:
+            raise Unavailable(f"The engine is {self.state.value}; retry in a moment.")
+        output_budget(len(token_ids), self.max_model_len, 1)
+        params = SamplingParams(max_tokens=1, prompt_logprobs=0, output_kind=RequestOutputKind.FINAL_ONLY)
+        final = None
+        async for output in self._llm.generate({"prompt_token_ids": token_ids}, params, request_id):
+            final = output
+        assert final is not None and final.prompt_logprobs is not None
+        return [entry[tid].logprob for tid, entry in zip(token_ids[1:], final.prompt_logprobs[1:], strict=True)]
+
+    def kernels(self) -> dict[str, str]:
+        """Linear kernel vLLM chose per quantization scheme ({"CompressedTensorsW8A8Int8": "CPUInt8..."}),
+        read from the engine's log file; empty without one or for unquantized models."""
+        if self.log_file is None or not self.log_file.is_file():
+            return {}
+        found = re.findall(r"(?:Selected|Using) (\w+Kernel\w*) for (\w+)", self.log_file.read_text(errors="replace"))
+        return {scheme: kernel for kernel, scheme in found}
+
     def num_unfinished_requests(self) -> int:
-        return self._llm.get_num_unfinished_requests()
+        # vLLM 0.26 (the GPU build) has no AsyncLLM.get_num_unfinished_requests; its output processor does
+        return self._llm.output_processor.get_num_unfinished_requests()
 
     def stats(self) -> EngineStats:
         if self.num_unfinished_requests() == 0:  # the last step's snapshot predates the last finish
@@ -178,6 +218,38 @@ class LocalEngine:
         self._llm.shutdown()
         self.state = EngineState.STOPPED
         log.info("engine stopped")
+
+
+def _file_logging(log_file: Path) -> Any:
+    """A vLLM LoggingConfig: its usual stderr handler plus a copy of everything in `log_file`."""
+    from vllm.config.logging import LoggingConfig
+    from vllm.logger import DEFAULT_LOGGING_CONFIG
+
+    config = copy.deepcopy(DEFAULT_LOGGING_CONFIG)
+    config["handlers"]["vllm"]["stream"] = os.environ.get("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    config["handlers"]["file"] = {
+        "class": "logging.FileHandler",
+        "formatter": "vllm",
+        "level": "INFO",
+        "filename": str(log_file),
+        "mode": "a",  # several processes write it (main, engine core, worker): append, never truncate
+    }
+    config["loggers"]["vllm"]["handlers"] = ["vllm", "file"]
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log_file.unlink(missing_ok=True)  # one engine's log: kernels() must not read a previous engine's choices
+    config_path = log_file.with_suffix(".logging.json")
+    config_path.write_text(json.dumps(config))
+    return LoggingConfig(pylogging_config_file=str(config_path))
+
+
+def _tokenizer(llm: Any) -> Any:
+    """vLLM's tokenizer for the served model, as its own loader builds it from the model config, but without
+    the thread-pool wrapper of `llm.get_tokenizer()`. We tokenize on the event loop thread; under load on the
+    GPU machine (64 concurrent `generate`), py-spy put ~1.1 ms a call in the wrapped tokenizer's chat template
+    and none once we used this one (BENCHMARKS.md)."""
+    from vllm.tokenizers.registry import cached_tokenizer_from_config
+
+    return cached_tokenizer_from_config(llm.vllm_config.model_config)
 
 
 def _cpu_has_bf16() -> bool:

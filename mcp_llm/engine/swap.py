@@ -1,0 +1,158 @@
+"""The serving engine behind one stable object, so `load_model` can replace it while clients keep calling.
+
+Tools, the Recorder and the JobRunner hold a `SwappableEngine`; it forwards to the engine inside. A swap
+closes the gate (new requests wait), drains in-flight requests (bounded, then aborted with a clear error),
+stops the old engine, starts the new one, and if that fails starts the previous one again; then the gate
+opens and the waiting requests run on whichever engine now serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcp_llm.engine.base import EngineBackend, EngineState, EngineStats
+from mcp_llm.errors import Unavailable
+from mcp_llm.schemas import ChatMessage, Completion, EngineConfig, SamplingOptions
+
+log = logging.getLogger(__name__)
+
+TOKENIZER_PROBE = "Tokenizer probe: The capital of France is Paris. 1234 ünïcödé {json: [1, 2]}"
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """What an engine is started from: the served name and vLLM's engine arguments."""
+
+    name: str
+    args: dict[str, Any] = field(hash=False)
+
+
+Starter = Callable[[EngineSpec], Awaitable[EngineBackend]]
+
+
+class SwapAborted(Unavailable):
+    """A request was still running when a swap's drain timed out and was aborted; it can be sent again."""
+
+
+class SwapFailed(Unavailable):
+    """The new engine did not start; the message says whether the previous model serves again."""
+
+
+class SwappableEngine:
+    """An EngineBackend that forwards to the current engine and can swap it for another."""
+
+    def __init__(self, engine: EngineBackend, spec: EngineSpec, starter: Starter) -> None:
+        self._engine, self.spec, self._starter = engine, spec, starter
+        self._open = asyncio.Event()
+        self._open.set()
+        self._lock = asyncio.Lock()
+        self._tokenizer_changed = False
+        self.swaps = 0
+
+    # --- forwarded ---
+    @property
+    def current(self) -> EngineBackend:
+        return self._engine
+
+    @property
+    def state(self) -> EngineState:
+        return self._engine.state if self._open.is_set() else EngineState.DRAINING
+
+    @property
+    def model_name(self) -> str:
+        return self._engine.model_name
+
+    @property
+    def max_model_len(self) -> int:
+        return self._engine.max_model_len
+
+    @property
+    def swapping(self) -> bool:
+        return not self._open.is_set()
+
+    def config(self) -> EngineConfig:
+        return self._engine.config()
+
+    def tokenize_text(self, text: str) -> list[int]:
+        return self._engine.tokenize_text(text)
+
+    def tokenize_chat(self, messages: list[ChatMessage]) -> list[int]:
+        return self._engine.tokenize_chat(messages)
+
+    def detokenize(self, token_ids: list[int]) -> str:
+        return self._engine.detokenize(token_ids)
+
+    def kernels(self) -> dict[str, str]:
+        return self._engine.kernels()
+
+    def num_unfinished_requests(self) -> int:
+        return self._engine.num_unfinished_requests()
+
+    def stats(self) -> EngineStats:
+        return self._engine.stats()
+
+    async def generate(self, token_ids: list[int], options: SamplingOptions, request_id: str) -> Completion:
+        engine = await self._admit()
+        completion = await engine.generate(token_ids, options, request_id)
+        if completion.finish_reason == "abort" and engine.state is not EngineState.READY:
+            raise SwapAborted(
+                "This request was aborted: the server swapped models and it was still running after "
+                "drain_timeout_s. Send it again (it runs on the new model)."
+            )
+        return completion
+
+    async def prompt_logprobs(self, token_ids: list[int], request_id: str) -> list[float]:
+        engine = await self._admit()
+        return await engine.prompt_logprobs(token_ids, request_id)
+
+    async def shutdown(self, drain_timeout_s: float) -> None:
+        async with self._lock:  # never stop in the middle of a swap
+            await self._engine.shutdown(drain_timeout_s)
+
+    # --- swapping ---
+    async def _admit(self) -> EngineBackend:
+        """The engine to run on, once no swap is in progress."""
+        if self._open.is_set():
+            return self._engine
+        await self._open.wait()
+        if self._tokenizer_changed:
+            raise Unavailable(
+                f"The served model changed to {self._engine.model_name}, whose tokenizer differs, while this "
+                "request waited: send it again."
+            )
+        return self._engine
+
+    async def swap(self, spec: EngineSpec, drain_timeout_s: float) -> EngineBackend:
+        """Serve `spec` instead of the current engine; on a failed start, serve the previous one again.
+
+        Raises SwapFailed (the previous model serves again, or nothing serves if it failed too).
+        """
+        async with self._lock:
+            self._open.clear()
+            old, old_spec = self._engine, self.spec
+            try:
+                log.info("swapping %s -> %s: draining (up to %.0f s)", old.model_name, spec.name, drain_timeout_s)
+                await old.shutdown(drain_timeout_s)
+                try:
+                    new = await self._starter(spec)
+                except Exception as exc:
+                    log.exception("the engine for %s failed to start; restoring %s", spec.name, old_spec.name)
+                    reason = f"{type(exc).__name__}: {exc}"
+                    try:
+                        self._engine = await self._starter(old_spec)
+                    except Exception as again:
+                        raise SwapFailed(
+                            f"{spec.name} failed to start ({reason}) and restarting {old_spec.name} failed too "
+                            f"({type(again).__name__}: {again}): nothing serves; call load_model again."
+                        ) from exc
+                    raise SwapFailed(f"{spec.name} failed to start ({reason}); {old_spec.name} serves again.") from exc
+                self._tokenizer_changed = old.tokenize_text(TOKENIZER_PROBE) != new.tokenize_text(TOKENIZER_PROBE)
+                self._engine, self.spec = new, spec
+                self.swaps += 1
+                return new
+            finally:
+                self._open.set()
