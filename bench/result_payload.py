@@ -1,0 +1,53 @@
+"""Cost of a large `batch` result outside the engine: the server's conversion of a 1,024-item BatchResult
+to a tool result, its wire size, and the SDK client's validation against the tool's outputSchema.
+Usage: python bench/result_payload.py [ITEMS]"""
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from jsonschema import Draft202012Validator
+from mcp import types
+from mcp.server.mcpserver.utilities.func_metadata import func_metadata
+
+from mcp_llm.schemas import BatchItem, BatchResult, JobStatus, Timing, Usage
+
+
+def timed_ms(fn) -> tuple[object, float]:
+    started = time.perf_counter()
+    value = fn()
+    return value, (time.perf_counter() - started) * 1000
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1024
+    text = " ".join(["word"] * 128)
+    usage = Usage(prompt_tokens=128, completion_tokens=128, total_tokens=256)
+    timing = Timing(queue_ms=1.0, ttft_ms=30.0, tpot_ms=8.0, total_ms=1000.0, tokens_per_s=128.0)
+    items = [
+        BatchItem(index=i, status="done", text=text, finish_reason="length", usage=usage, timing=timing)
+        for i in range(n)
+    ]
+    job = JobStatus(
+        job_id="j", status="completed", total=n, completed=n, failed=0, pending=0, created_at=0, updated_at=0
+    )
+    result = BatchResult(job=job, results=items, elapsed_s=1.0, output_tokens_per_s=1.0)
+
+    async def tool() -> BatchResult: ...
+
+    meta = func_metadata(tool)
+    converted, convert_ms = timed_ms(lambda: meta.convert_result(result))
+    wire, dump_ms = timed_ms(lambda: converted.model_dump_json(by_alias=True, exclude_none=True))
+    _, parse_ms = timed_ms(lambda: types.CallToolResult.model_validate_json(wire))
+    validator = Draft202012Validator(meta.output_schema)
+    _, validate_ms = timed_ms(lambda: list(validator.iter_errors(converted.structured_content)))
+    print(
+        f"{n} items: server convert_result {convert_ms:.0f} ms, wire JSON {dump_ms:.0f} ms ({len(wire) / 1e6:.2f} MB)"
+    )
+    print(f"client: parse {parse_ms:.0f} ms, outputSchema validation (jsonschema) {validate_ms:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
