@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from mcp.server.mcpserver import MCPServer
 
-from mcp_llm import http, prompts, resources, tools
+from mcp_llm import auth, http, prompts, resources, tools
 from mcp_llm.engine.base import EngineState
 from mcp_llm.services import Runtime, Services, open_services
 from mcp_llm.settings import Settings
@@ -36,8 +36,9 @@ async def _serve_engine(settings: Settings, runtime: Runtime, stop: asyncio.Even
         log.exception("the engine failed to start")
 
 
-def create_app(settings: Settings, shared: Services | None = None) -> MCPServer:
-    """An MCPServer whose lifespan owns an engine, or borrows `shared` (tests share one engine)."""
+def create_app(settings: Settings, shared: Services | None = None, tokens: dict[str, str] | None = None) -> MCPServer:
+    """An MCPServer whose lifespan owns an engine, or borrows `shared` (tests share one engine).
+    With `tokens` (token → client name), Streamable HTTP requires one of them as a bearer token."""
     runtime = Runtime(start_timeout_s=settings.engine_start_timeout_s)
 
     @asynccontextmanager
@@ -61,6 +62,8 @@ def create_app(settings: Settings, shared: Services | None = None) -> MCPServer:
         lifespan=lifespan,
         log_level=settings.log_level,
         tools=tools.all_tools(),
+        token_verifier=auth.StaticTokens(tokens) if tokens else None,
+        auth=auth.auth_settings(settings) if tokens else None,
     )
     resources.register(mcp, runtime)
     prompts.register(mcp, prompts.load_prompts(settings.prompts_dir))

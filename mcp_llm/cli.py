@@ -31,16 +31,28 @@ def serve(settings: Settings) -> None:
     """Serve over stdio or Streamable HTTP until the client leaves or a signal arrives."""
     import anyio
 
-    from mcp_llm import http
+    from mcp_llm import auth, http
     from mcp_llm.app import create_app
 
-    app = create_app(settings)
+    tokens: dict[str, str] = {}
+    if settings.transport == "http":
+        try:
+            tokens = auth.load_tokens(settings)
+            auth.check_exposure(settings, tokens)
+        except ValueError as exc:  # an unreadable token file, a bad entry, an unauthenticated remote bind
+            sys.exit(f"mcp-llm: {exc}")
+    app = create_app(settings, tokens=tokens)
     if settings.transport == "stdio":
         # SIGTERM unwinds like Ctrl-C, so the lifespan drains and stops the engine (no orphan processes).
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         app.run("stdio")
     else:
-        log.info("serving Streamable HTTP at http://%s:%d/mcp", settings.host, settings.port)
+        log.info(
+            "serving Streamable HTTP at http://%s:%d/mcp (%s)",
+            settings.host,
+            settings.port,
+            f"{len(tokens)} bearer tokens" if tokens else "no authentication: loopback only",
+        )
         anyio.run(http.serve, app, settings)  # uvicorn handles SIGINT/SIGTERM itself
 
 

@@ -7,3 +7,7 @@ class InputError(ValueError):
 
 class Unavailable(RuntimeError):
     """The engine cannot take the request now (starting, draining, stopped); retry later."""
+
+
+class Busy(Unavailable):
+    """Too many requests in flight (for this client or in total); retry when some have finished."""

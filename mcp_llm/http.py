@@ -1,4 +1,5 @@
-"""Streamable HTTP serving: the `/mcp` endpoint, `GET /health`, `GET /metrics`, uvicorn logging to stderr."""
+"""Streamable HTTP serving: the `/mcp` endpoint (bearer auth, Host/Origin guard, body limit: see `auth`),
+`GET /health` (open, for load balancers), `GET /metrics`, uvicorn logging to stderr."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from mcp_llm import auth
 from mcp_llm.engine.base import EngineState
 from mcp_llm.services import Runtime
 from mcp_llm.settings import Settings
@@ -28,8 +30,12 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
         return JSONResponse(body, status_code=200 if runtime.state is EngineState.READY else 503)
 
     @mcp.custom_route("/metrics", methods=["GET"])
-    async def metrics(_: Request) -> Response:
-        """Prometheus scrape endpoint (same text as the metrics://prometheus resource)."""
+    async def metrics(request: Request) -> Response:
+        """Prometheus scrape endpoint (same text as the metrics://prometheus resource); with auth on, it
+        takes the same bearer tokens as /mcp."""
+        user = request.scope.get("user")
+        if user is not None and not user.is_authenticated:
+            return Response("bearer token required\n", status_code=401, media_type="text/plain")
         if runtime.services is None:
             return Response(f"engine {runtime.state.value}\n", status_code=503, media_type="text/plain")
         svc = runtime.services
@@ -45,7 +51,11 @@ def _stderr_logging() -> dict:
 
 async def serve(mcp: MCPServer, settings: Settings) -> None:
     """Serve `/mcp` (Streamable HTTP) and `/health` until SIGINT/SIGTERM, then run the lifespan's shutdown."""
-    app = mcp.streamable_http_app(host=settings.host)
+    app = mcp.streamable_http_app(
+        host=settings.host,
+        transport_security=auth.transport_security(settings),
+        max_request_body_size=settings.max_request_body_bytes,
+    )
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_config=_stderr_logging(), log_level=settings.log_level.lower()
     )

@@ -16,6 +16,7 @@ from mcp_llm.engine.swap import EngineSpec, Starter, SwappableEngine
 from mcp_llm.errors import Unavailable
 from mcp_llm.inference import Recorder
 from mcp_llm.jobs import JobRunner
+from mcp_llm.limits import InflightLimiter
 from mcp_llm.metrics import Metrics
 from mcp_llm.settings import Settings
 from mcp_llm.store import Store
@@ -33,6 +34,7 @@ class Services:
     metrics: Metrics
     recorder: Recorder
     jobs: JobRunner
+    limiter: InflightLimiter
 
 
 @dataclass
@@ -118,7 +120,8 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
     store = Store(settings.database, settings.request_log_max_rows)
     metrics = Metrics(window_s=settings.metrics_window_s)
     recorder = Recorder(engine, metrics, store, log_text=settings.log_request_text)
-    services = Services(settings, engine, store, metrics, recorder, JobRunner(store, recorder))
+    limiter = InflightLimiter(settings.max_inflight_total, settings.max_inflight_per_client)
+    services = Services(settings, engine, store, metrics, recorder, JobRunner(store, recorder), limiter)
     flusher = asyncio.create_task(_flush_every(store, settings.flush_interval_s))
     services.jobs.resume()
     runtime.set(EngineState.READY, services)

@@ -73,6 +73,22 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    auth_tokens: str | None = Field(
+        None, description="HTTP bearer tokens, comma-separated, each `client:token` (or a bare token)."
+    )
+    auth_token_file: Path | None = Field(None, description="HTTP bearer tokens, one per line: `client token`.")
+    allow_unauthenticated_remote: bool = Field(
+        False, description="Serve HTTP beyond loopback without tokens (only behind a proxy that authenticates)."
+    )
+    allowed_hosts: list[str] | None = Field(
+        None, description="Host headers accepted besides loopback and the bound host (DNS-rebinding guard)."
+    )
+    allowed_origins: list[str] | None = Field(
+        None, description="Browser Origins accepted besides http://localhost:* (DNS-rebinding guard)."
+    )
+    max_request_body_bytes: int = Field(16 << 20, ge=1024, description="Largest HTTP request body accepted.")
+    max_inflight_total: int = Field(512, ge=1, description="Most `generate` calls in flight at once; more are busy.")
+    max_inflight_per_client: int = Field(128, ge=1, description="Most `generate` calls in flight per client.")
     engine_start_timeout_s: float = Field(900.0, gt=0, description="How long a call waits for the engine to start.")
     drain_timeout_s: float = Field(10.0, ge=0, description="On shutdown, how long in-flight requests may finish.")
     max_batch_items: int = Field(10_000, ge=1, description="Most items one `batch` call may hold.")

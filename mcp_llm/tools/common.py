@@ -7,6 +7,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, ParamSpec, TypeVar
 
+from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
@@ -26,7 +27,11 @@ def services(ctx: Context) -> Services:
 
 
 def client_name(ctx: Context) -> str:
-    """The client's self-reported name (clientInfo), for the request log; 'unknown' when it gave none."""
+    """Who is calling, for the request log and per-client limits: the bearer token's client over
+    authenticated HTTP, else the client's self-reported name (clientInfo), else 'unknown'."""
+    token = get_access_token()
+    if token is not None:
+        return token.client_id
     try:
         return ctx.session.client_params.client_info.name
     except AttributeError:

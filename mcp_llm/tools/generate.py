@@ -36,7 +36,9 @@ async def generate(
     svc = services(ctx)
     check_json_schema(sampling.json_schema)
     token_ids = prompt_token_ids(svc.engine, prompt, messages)
-    completion = await svc.recorder.complete(token_ids, sampling, client=client_name(ctx), kind="generate")
+    client = client_name(ctx)
+    with svc.limiter.slot(client):  # a busy error past the in-flight bounds, never an unbounded queue
+        completion = await svc.recorder.complete(token_ids, sampling, client=client, kind="generate")
     parsed = parse_structured(completion, sampling.json_schema)
     return GenerateResult(**completion.model_dump(), model=svc.engine.model_name, parsed=parsed)
 

@@ -1,0 +1,147 @@
+"""HTTP security against a real server subprocess: bearer tokens (none, wrong, right), the Host/Origin
+guard, the body size limit, /health open and /metrics guarded, busy errors past the in-flight bounds
+(per client and in total), and the refusal to bind beyond loopback without tokens."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import httpx
+import pytest
+import sqlite_utils
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from mcp_llm.bench import free_port
+from tests.conftest import REPO, SERVER_CMD, server_env
+from tests.servers import HttpServer, http_server
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+TOKENS = {"alice": "tok-alice-1", "bob": "tok-bob-2", "carol": "tok-carol-3"}
+CAPITAL = {"messages": [{"role": "user", "content": "What is the capital of France?"}], "temperature": 0}
+LONG = {"prompt": "Count slowly:", "max_tokens": 48, "ignore_eos": True, "temperature": 0}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
+}
+HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[HttpServer]:
+    tokens = ",".join(f"{client}:{token}" for client, token in TOKENS.items())
+    flags = ["--auth-tokens", tokens, "--max-inflight-per-client", "1", "--max-inflight-total", "2"]
+    async with http_server(tmp_path_factory.mktemp("secure"), *flags, "--max-request-body-bytes", "65536") as s:
+        yield s
+
+
+@asynccontextmanager
+async def client_as(server: HttpServer, token: str) -> AsyncIterator[Client]:
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+    async with http, Client(streamable_http_client(server.url, http_client=http), read_timeout_seconds=120) as c:
+        yield c
+
+
+def post(server: HttpServer, body: bytes | str, **headers: str) -> httpx.Response:
+    return httpx.post(server.url, content=body, headers=HEADERS | headers, timeout=30)
+
+
+async def test_requests_without_a_valid_token_are_refused(server: HttpServer) -> None:
+    body = json.dumps(INITIALIZE)
+    assert post(server, body).status_code == 401
+    assert post(server, body, Authorization="Bearer not-a-token").status_code == 401
+    assert post(server, body, Authorization=f"Bearer {TOKENS['alice']}x").status_code == 401
+    assert post(server, body, Authorization=f"Bearer {TOKENS['alice']}").status_code == 200
+
+
+async def test_a_right_token_serves_tools_and_names_the_client(server: HttpServer) -> None:
+    async with client_as(server, TOKENS["bob"]) as client:
+        result = await client.call_tool("generate", CAPITAL)
+        assert not result.is_error and "Paris" in result.structured_content["text"]
+        metrics = json.loads((await client.read_resource("metrics://engine")).contents[0].text)
+    assert metrics, "resources answer behind auth too"
+    await anyio.sleep(0.5)  # the request log is flushed every 0.2 s
+    log = sqlite_utils.Database(server.log.parent / "mcp-llm.db")["requests"]
+    assert log.count_where("client = 'bob' and kind = 'generate' and status = 'ok'") == 1, "the token names the client"
+
+
+async def test_health_is_open_and_metrics_need_a_token(server: HttpServer) -> None:
+    assert httpx.get(f"{server.base}/health", timeout=10).status_code == 200
+    assert httpx.get(f"{server.base}/metrics", timeout=10).status_code == 401
+    scrape = httpx.get(f"{server.base}/metrics", headers={"Authorization": f"Bearer {TOKENS['alice']}"}, timeout=10)
+    assert scrape.status_code == 200 and "mcp_llm_" in scrape.text
+
+
+async def test_foreign_host_and_origin_are_rejected(server: HttpServer) -> None:
+    auth = {"Authorization": f"Bearer {TOKENS['alice']}"}
+    body = json.dumps(INITIALIZE)
+    assert post(server, body, Host="evil.example", **auth).status_code == 421
+    assert post(server, body, Origin="http://evil.example", **auth).status_code == 403
+    assert post(server, body, Origin=f"http://localhost:{server.port}", **auth).status_code == 200
+
+
+async def test_oversized_bodies_are_refused(server: HttpServer) -> None:
+    big = dict(INITIALIZE, params=dict(INITIALIZE["params"], padding="x" * 100_000))
+    answer = post(server, json.dumps(big), Authorization=f"Bearer {TOKENS['alice']}")
+    assert answer.status_code == 413
+
+
+async def busy_or_ok(server: HttpServer, token: str, delay: float, out: dict[str, str]) -> None:
+    await anyio.sleep(delay)
+    async with client_as(server, token) as client:
+        result = await client.call_tool("generate", LONG)
+    out[f"{token}@{delay}"] = result.content[0].text if result.is_error else "ok"
+
+
+async def test_in_flight_bounds_answer_busy_per_client_and_in_total(server: HttpServer) -> None:
+    per_client: dict[str, str] = {}
+    async with anyio.create_task_group() as tg:  # alice twice at once: her second call is over her bound of 1
+        tg.start_soon(busy_or_ok, server, TOKENS["alice"], 0.0, per_client)
+        tg.start_soon(busy_or_ok, server, TOKENS["alice"], 1.5, per_client)
+    assert per_client[f"{TOKENS['alice']}@0.0"] == "ok"
+    assert "Busy" in per_client[f"{TOKENS['alice']}@1.5"] and "'alice'" in per_client[f"{TOKENS['alice']}@1.5"]
+
+    total: dict[str, str] = {}
+    async with anyio.create_task_group() as tg:  # three clients at once: the third is over the total of 2
+        tg.start_soon(busy_or_ok, server, TOKENS["alice"], 0.0, total)
+        tg.start_soon(busy_or_ok, server, TOKENS["bob"], 0.0, total)
+        tg.start_soon(busy_or_ok, server, TOKENS["carol"], 1.5, total)
+    assert total[f"{TOKENS['alice']}@0.0"] == total[f"{TOKENS['bob']}@0.0"] == "ok"
+    assert "Busy" in total[f"{TOKENS['carol']}@1.5"] and "limit 2" in total[f"{TOKENS['carol']}@1.5"]
+    async with client_as(server, TOKENS["carol"]) as client:  # slots are given back: carol is served now
+        assert not (await client.call_tool("generate", CAPITAL)).is_error
+
+
+def test_binding_beyond_loopback_without_tokens_refuses_to_start(tmp_path) -> None:
+    result = subprocess.run(
+        [*SERVER_CMD, "--transport", "http", "--host", "0.0.0.0", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        env=server_env(tmp_path),
+        cwd=REPO,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "without authentication" in result.stderr and "--auth-tokens" in result.stderr
+
+
+def test_a_bad_token_file_stops_the_start_naming_it(tmp_path) -> None:
+    bad = tmp_path / "tokens.txt"
+    bad.write_text("# clients\nalice tok-1\nbob has three words\n")
+    result = subprocess.run(
+        [*SERVER_CMD, "--transport", "http", "--port", str(free_port()), "--auth-token-file", str(bad)],
+        capture_output=True,
+        text=True,
+        env=server_env(tmp_path),
+        cwd=REPO,
+        timeout=60,
+    )
+    assert result.returncode != 0 and "tokens.txt" in result.stderr and "entry 2" in result.stderr
