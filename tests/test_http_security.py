@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -145,3 +146,38 @@ def test_a_bad_token_file_stops_the_start_naming_it(tmp_path) -> None:
         timeout=60,
     )
     assert result.returncode != 0 and "tokens.txt" in result.stderr and "entry 2" in result.stderr
+
+
+CLIENT_THAT_DIES = """
+import anyio, sys
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+async def main():
+    http = create_mcp_http_client(headers={"Authorization": "Bearer " + sys.argv[2]})
+    async with http, Client(streamable_http_client(sys.argv[1], http_client=http)) as client:
+        await client.call_tool("generate", {"prompt": "Once upon a time", "max_tokens": 1500, "ignore_eos": True})
+
+anyio.run(main)
+"""
+
+
+def running_requests(server: HttpServer) -> int:
+    return httpx.get(f"{server.base}/health", timeout=10).json()["running_requests"]
+
+
+async def test_a_client_that_disconnects_mid_generation_frees_its_engine_slot(server: HttpServer) -> None:
+    client = subprocess.Popen([sys.executable, "-c", CLIENT_THAT_DIES, server.url, TOKENS["carol"]], cwd=REPO)
+    try:
+        with anyio.fail_after(60):
+            while running_requests(server) == 0:
+                await anyio.sleep(0.1)
+        client.kill()  # no cancel notification: the connection just drops
+        client.wait()
+        with anyio.fail_after(30):  # 1,500 tokens would take minutes here: only an abort frees it this soon
+            while running_requests(server) != 0:
+                await anyio.sleep(0.1)
+    finally:
+        if client.poll() is None:
+            client.kill()
