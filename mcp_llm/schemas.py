@@ -183,3 +183,14 @@ class SummaryResult(BaseModel):
     partial_summaries: list[str] = Field(description="Our engine's summary of each chunk (the map step).")
     summary: str = Field(description="The reasoner's combined answer (the reduce step).")
     reasoner: Literal["host", "engine"]
+
+
+class EmbedResult(BaseModel):
+    """The `embed` tool's result: one vector per input text, in input order."""
+
+    model: str
+    dimension: int
+    normalized: bool = Field(description="Whether every vector has unit length (then dot product = cosine).")
+    vectors: list[list[float]]
+    token_counts: list[int] = Field(description="Tokens per text, special tokens included.")
+    total_tokens: int

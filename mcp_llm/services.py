@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mcp_llm.engine import reaper
 from mcp_llm.engine.base import EngineBackend, EngineState
+from mcp_llm.engine.embedder import Embedder
 from mcp_llm.engine.swap import EngineSpec, Starter, SwappableEngine
 from mcp_llm.errors import Unavailable
 from mcp_llm.inference import Recorder
@@ -35,6 +36,7 @@ class Services:
     recorder: Recorder
     jobs: JobRunner
     limiter: InflightLimiter
+    embedder: Embedder | None = None  # the pooling engine behind `embed`, when `embedding_model` is set
 
 
 @dataclass
@@ -96,6 +98,27 @@ def engine_starter(settings: Settings) -> Starter:
     return start
 
 
+async def start_embedder(settings: Settings, engine: EngineBackend) -> Embedder | None:
+    """The pooling engine for `embed` when `embedding_model` is set (`default`: the bundled all-MiniLM-L6-v2);
+    the generator is stopped again if it cannot start, so a failed start leaves no engine behind."""
+    if not settings.embedding_model:
+        return None
+    from mcp_llm import embedding_model
+    from mcp_llm.engine.embedder import Embedder
+
+    name, path = settings.embedding_model, settings.embedding_model
+    if name == embedding_model.BUNDLED:
+        prepared = await asyncio.to_thread(embedding_model.prepare, settings.model_store)
+        name, path = embedding_model.MODEL_NAME, str(prepared)
+    try:
+        embedder = await Embedder.start(path, Path(name).name or name)
+    except Exception:
+        await engine.shutdown(0)
+        raise
+    reaper.record(settings.data_dir)
+    return embedder
+
+
 async def _flush_every(store: Store, interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
@@ -114,6 +137,7 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
         name, path = await asyncio.to_thread(resolve_model, settings)  # may prepare the default model (~45 s)
         spec = EngineSpec(name, settings.engine_args(path))
         engine = SwappableEngine(await start(spec), spec, start)  # load_model swaps what it holds
+        embedder = await start_embedder(settings, engine)
     except Exception as exc:
         runtime.set(EngineState.FAILED, detail=f"{type(exc).__name__}: {exc}")
         raise
@@ -121,7 +145,7 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
     metrics = Metrics(window_s=settings.metrics_window_s)
     recorder = Recorder(engine, metrics, store, log_text=settings.log_request_text)
     limiter = InflightLimiter(settings.max_inflight_total, settings.max_inflight_per_client)
-    services = Services(settings, engine, store, metrics, recorder, JobRunner(store, recorder), limiter)
+    services = Services(settings, engine, store, metrics, recorder, JobRunner(store, recorder), limiter, embedder)
     flusher = asyncio.create_task(_flush_every(store, settings.flush_interval_s))
     services.jobs.resume()
     runtime.set(EngineState.READY, services)
@@ -131,6 +155,8 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
         runtime.set(EngineState.DRAINING, services)
         await services.jobs.close()
         await engine.shutdown(settings.drain_timeout_s)
+        if embedder is not None:
+            embedder.shutdown()
         flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await flusher

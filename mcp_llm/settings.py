@@ -100,12 +100,16 @@ class Settings(BaseSettings):
     prompts_dir: Path = Field(Path(__file__).resolve().parent.parent / "prompts", description="Prompt files.")
     log_request_text: bool = Field(False, description="Keep prompt and completion text in the request log.")
     request_log_max_rows: int = Field(100_000, ge=1, description="Request-log rows kept (oldest dropped).")
+    embedding_model: str | None = Field(
+        None, description="Embedding model for `embed`: `default` (bundled all-MiniLM-L6-v2), a path or hub id."
+    )
+    max_embed_texts: int = Field(256, ge=1, description="Most texts one `embed` call may hold.")
     worker_python: Path | None = Field(
         None, description="Python of the worker venv (llmcompressor) for quantize (default: <repo>/.venv-worker)."
     )
     worker_timeout_s: float = Field(1800.0, gt=0, description="Longest a quantize worker may run before it is stopped.")
 
-    @field_validator("model", "tokenizer", "served_model_name", "quantization")
+    @field_validator("model", "tokenizer", "served_model_name", "quantization", "embedding_model")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None

@@ -34,6 +34,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         max_model_len=2048,
         drain_timeout_s=5,
         progress_interval_s=0.1,
+        embedding_model="default",  # `embed` is tested against the bundled all-MiniLM-L6-v2
     )
 
 
