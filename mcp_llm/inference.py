@@ -10,7 +10,7 @@ import uuid
 
 import jsonschema
 
-from mcp_llm.engine.base import EngineBackend
+from mcp_llm.engine.base import Adapter, EngineBackend
 from mcp_llm.errors import InputError
 from mcp_llm.metrics import Metrics
 from mcp_llm.schemas import ChatMessage, Completion, SamplingOptions
@@ -60,7 +60,14 @@ class Recorder:
         self.engine, self.metrics, self.store, self.log_text = engine, metrics, store, log_text
 
     async def complete(
-        self, token_ids: list[int], sampling: SamplingOptions, *, client: str, kind: str, job_id: str | None = None
+        self,
+        token_ids: list[int],
+        sampling: SamplingOptions,
+        *,
+        client: str,
+        kind: str,
+        job_id: str | None = None,
+        adapter: Adapter | None = None,
     ) -> Completion:
         """Generate, then record (errors too, cancellations as `cancelled`)."""
         row = {
@@ -71,13 +78,14 @@ class Recorder:
             "prompt_tokens": len(token_ids),
         }
         try:
-            completion = await self.engine.generate(token_ids, sampling, uuid.uuid4().hex)
+            completion = await self.engine.generate(token_ids, sampling, uuid.uuid4().hex, adapter)
         except BaseException as exc:
             status = "error" if isinstance(exc, Exception) else "cancelled"
             self.metrics.observe_error(status)
             self.store.log_request({**row, "status": status, "error": str(exc)[:500] or type(exc).__name__})
             raise
-        row["model"] = self.engine.model_name  # the model that ran it (a swap may have happened while it waited)
+        # the model that ran it (a swap may have happened while it waited), with its adapter
+        row["model"] = self.engine.model_name + (f"+{adapter.name}" if adapter else "")
         self.metrics.observe(completion)
         self.store.log_request(
             {

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from mcp_llm.engine.base import Adapter
 from mcp_llm.engine.swap import SwapAborted
 from mcp_llm.errors import InputError
 from mcp_llm.inference import Recorder, parse_structured, prompt_token_ids
@@ -111,10 +112,11 @@ class JobRunner:
         try:
             messages = [ChatMessage.model_validate(m) for m in item["messages"]] if "messages" in item else None
             token_ids = prompt_token_ids(self.recorder.engine, item.get("prompt"), messages)
+            adapter = Adapter(**item["adapter"]) if item.get("adapter") else None
             for attempt in range(SWAP_RETRIES + 1):  # an item a model swap cut off runs again on the new model
                 try:
                     completion = await self.recorder.complete(
-                        token_ids, sampling, client=client, kind="batch", job_id=job_id
+                        token_ids, sampling, client=client, kind="batch", job_id=job_id, adapter=adapter
                     )
                     break
                 except SwapAborted:

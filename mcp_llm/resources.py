@@ -78,6 +78,22 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
         return info(row, svc.engine.model_name).model_dump_json(indent=2)
 
     @mcp.resource(
+        "adapters://{name}",
+        name="adapter",
+        title="LoRA adapter",
+        description="A registered LoRA adapter: base model, rank, target modules, source, training figures.",
+        mime_type="application/json",
+    )
+    async def adapter(name: str) -> str:
+        from mcp_llm.tools.adapters import registry as adapter_registry
+
+        svc = await ready()
+        try:
+            return adapter_registry(svc).get(name).model_dump_json(indent=2)
+        except InputError as exc:
+            raise ResourceNotFoundError(str(exc)) from exc
+
+    @mcp.resource(
         "jobs://{job_id}",
         name="job",
         title="Batch job",

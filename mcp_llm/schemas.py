@@ -100,6 +100,8 @@ class EngineConfig(BaseModel):
     kernels: dict[str, str] = Field(
         default_factory=dict, description="Linear kernel vLLM chose per quantization scheme (from its log)."
     )
+    lora: bool = Field(False, description="Whether requests may name a LoRA adapter (--enable-lora).")
+    adapters: list[str] = Field(default_factory=list, description="Adapters the engine has loaded so far.")
     vllm_version: str
     state: str
 

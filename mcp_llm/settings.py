@@ -36,6 +36,10 @@ ENGINE_FIELDS = (
     "trust_remote_code",
     "quantization",
     "kv_cache_memory_bytes",
+    "enable_lora",
+    "max_loras",
+    "max_lora_rank",
+    "max_cpu_loras",
 )
 
 
@@ -65,6 +69,10 @@ class Settings(BaseSettings):
     kv_cache_memory_bytes: int | None = Field(
         None, ge=1 << 20, description="KV cache size in bytes (None: 2 GiB on CPU, a memory fraction on GPU)."
     )
+    enable_lora: bool | None = Field(None, description="Serve LoRA adapters per request (`adapter` arguments).")
+    max_loras: int | None = Field(None, ge=1, description="Adapters in one engine batch at once (vLLM's 1).")
+    max_lora_rank: int | None = Field(None, ge=1, description="Largest adapter rank the engine accepts (vLLM's 16).")
+    max_cpu_loras: int | None = Field(None, ge=1, description="Adapters kept loaded in CPU memory.")
 
     # --- ours ---
     data_dir: Path = Field(default_factory=_default_data_dir, description="Database (jobs, request log) lives here.")

@@ -35,6 +35,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         drain_timeout_s=5,
         progress_interval_s=0.1,
         embedding_model="default",  # `embed` is tested against the bundled all-MiniLM-L6-v2
+        enable_lora=True,  # adapters are trained and served in the session
+        max_loras=4,
+        max_lora_rank=16,
     )
 
 

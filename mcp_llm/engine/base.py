@@ -10,6 +10,14 @@ from mcp_llm.errors import InputError
 from mcp_llm.schemas import ChatMessage, Completion, EngineConfig, SamplingOptions
 
 
+@dataclass(frozen=True)
+class Adapter:
+    """A LoRA adapter a request runs with: its registered name and folder."""
+
+    name: str
+    path: str
+
+
 class EngineState(StrEnum):
     STARTING = "starting"
     READY = "ready"
@@ -58,8 +66,10 @@ class EngineBackend(Protocol):
 
     def detokenize(self, token_ids: list[int]) -> str: ...
 
-    async def generate(self, token_ids: list[int], options: SamplingOptions, request_id: str) -> Completion:
-        """Run one request to completion; cancelling the caller aborts it in the engine."""
+    async def generate(
+        self, token_ids: list[int], options: SamplingOptions, request_id: str, adapter: Adapter | None = None
+    ) -> Completion:
+        """Run one request to completion (with a LoRA adapter if given); cancelling the caller aborts it."""
         ...
 
     async def prompt_logprobs(self, token_ids: list[int], request_id: str) -> list[float]:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mcp_llm.engine.base import EngineState, EngineStats, output_budget
+from mcp_llm.engine.base import Adapter, EngineState, EngineStats, output_budget
 from mcp_llm.errors import InputError, Unavailable
 from mcp_llm.schemas import ChatMessage, Completion, EngineConfig, SamplingOptions, Timing, Usage, tokens_per_s
 
@@ -43,6 +43,7 @@ class LocalEngine:
         self._tokenizer = _tokenizer(llm)
         self._vllm_config = llm.vllm_config
         self._inflight: set[str] = set()
+        self._lora_ids: dict[tuple[str, str], int] = {}
         self.state = EngineState.READY
         self.log_file: Path | None = None
 
@@ -116,6 +117,8 @@ class LocalEngine:
             tensor_parallel_size=vc.parallel_config.tensor_parallel_size,
             quantization=vc.model_config.quantization,
             kernels=self.kernels(),
+            lora=vc.lora_config is not None,
+            adapters=self.adapters,
             vllm_version=vllm.__version__,
             state=self.state.value,
         )
@@ -154,17 +157,40 @@ class LocalEngine:
             output_kind=RequestOutputKind.FINAL_ONLY,
         )
 
-    async def generate(self, token_ids: list[int], options: SamplingOptions, request_id: str) -> Completion:
+    def _lora_request(self, adapter: Adapter | None) -> Any:
+        """vLLM's LoRARequest for an adapter: one stable int id per (name, folder) for this engine's life."""
+        if adapter is None:
+            return None
+        if self._vllm_config.lora_config is None:
+            raise InputError(
+                f"Adapter {adapter.name!r} cannot run: this server was started without LoRA. "
+                "Restart it with --enable-lora true (and --max-lora-rank at least the adapter's rank)."
+            )
+        from vllm.lora.request import LoRARequest
+
+        lora_id = self._lora_ids.setdefault((adapter.name, adapter.path), len(self._lora_ids) + 1)
+        return LoRARequest(adapter.name, lora_id, adapter.path)
+
+    @property
+    def adapters(self) -> list[str]:
+        """Names of the adapters this engine has been given (it loads each on first use)."""
+        return sorted({name for name, _ in self._lora_ids})
+
+    async def generate(
+        self, token_ids: list[int], options: SamplingOptions, request_id: str, adapter: Adapter | None = None
+    ) -> Completion:
         from vllm.exceptions import VLLMValidationError
 
         if self.state is not EngineState.READY:
             raise Unavailable(f"The engine is {self.state.value}; retry in a moment.")
         max_tokens = output_budget(len(token_ids), self.max_model_len, options.max_tokens)
         params = self._sampling_params(options, max_tokens)
+        lora = self._lora_request(adapter)
         final = None
         self._inflight.add(request_id)
         try:
-            async for output in self._llm.generate({"prompt_token_ids": token_ids}, params, request_id):
+            prompt = {"prompt_token_ids": token_ids}
+            async for output in self._llm.generate(prompt, params, request_id, lora_request=lora):
                 final = output
         except VLLMValidationError as exc:
             raise InputError(f"The engine rejected the request: {exc}") from exc

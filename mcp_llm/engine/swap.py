@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcp_llm.engine.base import EngineBackend, EngineState, EngineStats
+from mcp_llm.engine.base import Adapter, EngineBackend, EngineState, EngineStats
 from mcp_llm.errors import Unavailable
 from mcp_llm.schemas import ChatMessage, Completion, EngineConfig, SamplingOptions
 
@@ -95,9 +95,11 @@ class SwappableEngine:
     def stats(self) -> EngineStats:
         return self._engine.stats()
 
-    async def generate(self, token_ids: list[int], options: SamplingOptions, request_id: str) -> Completion:
+    async def generate(
+        self, token_ids: list[int], options: SamplingOptions, request_id: str, adapter: Adapter | None = None
+    ) -> Completion:
         engine = await self._admit()
-        completion = await engine.generate(token_ids, options, request_id)
+        completion = await engine.generate(token_ids, options, request_id, adapter)
         if completion.finish_reason == "abort" and engine.state is not EngineState.READY:
             raise SwapAborted(
                 "This request was aborted: the server swapped models and it was still running after "

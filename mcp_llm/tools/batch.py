@@ -24,7 +24,9 @@ from mcp_llm.schemas import (
     tokens_per_s,
 )
 from mcp_llm.services import Services
+from mcp_llm.tools import adapters
 from mcp_llm.tools.common import client_name, flat_sampling_options, services, tool_errors
+from mcp_llm.tools.generate import AdapterArg
 
 JobIdArg = Annotated[str, Field(description="The id `batch` returned.", min_length=1, max_length=64)]
 
@@ -98,6 +100,17 @@ def batch_inputs(prompts: list[str] | None, messages: list[list[ChatMessage]] | 
     return items
 
 
+def with_adapters(items: list[dict], svc: Services, default: str | None, per_item: list[str | None] | None) -> None:
+    """Attach each item's adapter (resolved now, so a resumed job still has its folder); InputError if unknown."""
+    if per_item is not None and len(per_item) != len(items):
+        raise InputError(f"item_adapters has {len(per_item)} entries for {len(items)} items: give one per item.")
+    reg = adapters.registry(svc)
+    for item, name in zip(items, per_item or [None] * len(items), strict=True):
+        resolved = reg.resolve(name or default)
+        if resolved is not None:
+            item["adapter"] = {"name": resolved.name, "path": resolved.path}
+
+
 @flat_sampling_options
 @tool_errors
 async def batch(
@@ -108,6 +121,11 @@ async def batch(
         list[list[ChatMessage]] | None, Field(description="Chats, one item each. Give this or prompts.")
     ] = None,
     wait: Annotated[bool, Field(description="true: return every result; false: return the job id at once.")] = True,
+    adapter: AdapterArg = None,
+    item_adapters: Annotated[
+        list[str | None] | None,
+        Field(description="Per item, in order: an adapter name, or null for `adapter` (mixes adapters in one batch)."),
+    ] = None,
 ) -> BatchResult:
     """Run many prompts through the engine at once (continuous batching), as a persisted job.
 
@@ -119,6 +137,7 @@ async def batch(
     svc = services(ctx)
     check_json_schema(sampling.json_schema)
     items = batch_inputs(prompts, messages, svc.settings.max_batch_items)
+    with_adapters(items, svc, adapter, item_adapters)
     job_id = svc.jobs.submit(items, sampling, client_name(ctx))
     if not wait:
         return BatchResult(job=job_status_of(svc, job_id))

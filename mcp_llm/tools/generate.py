@@ -9,9 +9,13 @@ from pydantic import Field
 
 from mcp_llm.inference import check_json_schema, parse_structured, prompt_token_ids
 from mcp_llm.schemas import ChatMessage, GenerateResult, SamplingOptions, TokenCount
+from mcp_llm.tools import adapters
 from mcp_llm.tools.common import client_name, flat_sampling_options, services, tool_errors
 
 PromptArg = Annotated[str | None, Field(description="Raw text to continue (no chat template). Give this or messages.")]
+AdapterArg = Annotated[
+    str | None, Field(description="A registered LoRA adapter (list_adapters) to apply; none = the base model.")
+]
 MessagesArg = Annotated[
     list[ChatMessage] | None,
     Field(description="A chat; the model's chat template is applied. Give this or prompt."),
@@ -25,20 +29,23 @@ async def generate(
     sampling: SamplingOptions,
     prompt: PromptArg = None,
     messages: MessagesArg = None,
+    adapter: AdapterArg = None,
 ) -> GenerateResult:
     """Generate text with the served model.
 
     Give `messages` for a chat (the model's chat template is applied) or `prompt` for raw
     completion. Sampling options are top-level arguments (temperature 0 = deterministic).
     With `json_schema` the output is constrained to that schema and returned parsed too.
+    With `adapter` a registered LoRA adapter shapes the answer (same engine, same batch as everyone else).
     Returns the text, why it stopped, token usage and timing (TTFT, total, tokens/s).
     """
     svc = services(ctx)
     check_json_schema(sampling.json_schema)
     token_ids = prompt_token_ids(svc.engine, prompt, messages)
+    lora = adapters.registry(svc).resolve(adapter)
     client = client_name(ctx)
     with svc.limiter.slot(client):  # a busy error past the in-flight bounds, never an unbounded queue
-        completion = await svc.recorder.complete(token_ids, sampling, client=client, kind="generate")
+        completion = await svc.recorder.complete(token_ids, sampling, client=client, kind="generate", adapter=lora)
     parsed = parse_structured(completion, sampling.json_schema)
     return GenerateResult(**completion.model_dump(), model=svc.engine.model_name, parsed=parsed)
 

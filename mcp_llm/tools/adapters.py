@@ -1,0 +1,155 @@
+"""Tools `list_adapters`, `import_adapter`, `delete_adapter`, `train_adapter`: LoRA adapters that
+`generate` and `batch` apply per request, all on the one engine (vLLM's LoRARequest)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+from mcp.server.mcpserver import Context
+from pydantic import BaseModel, Field, model_validator
+
+from mcp_llm.adapters import AdapterInfo, AdapterRegistry, check_adapter
+from mcp_llm.errors import InputError
+from mcp_llm.schemas import ChatMessage
+from mcp_llm.services import Services
+from mcp_llm.tools.common import services, tool_errors
+from mcp_llm.tools.models import serving
+from mcp_llm.workers.runner import run_worker
+
+NameArg = Annotated[str, Field(description="The adapter's name (letters, digits, '.', '_', '-').", min_length=1)]
+
+
+class AdapterList(BaseModel):
+    adapters: list[AdapterInfo]
+    lora_enabled: bool = Field(description="Whether the engine applies adapters (--enable-lora).")
+
+
+class Example(BaseModel):
+    """One training example: a prompt (or a chat) and the completion the adapter should give."""
+
+    prompt: str | None = None
+    messages: list[ChatMessage] | None = None
+    completion: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_input(self) -> Example:
+        if (self.prompt is None) == (self.messages is None) or self.prompt == "":
+            raise ValueError("give exactly one of `prompt` (non-empty) or `messages`")
+        return self
+
+
+class TrainResult(BaseModel):
+    adapter: AdapterInfo
+    loss_curve: list[float]
+    train_seconds: float
+    adapter_bytes: int
+    held_out: list[dict] = Field(description="Held-out inputs with the base model's and the adapter's answers.")
+
+
+def registry(svc: Services) -> AdapterRegistry:
+    """The adapter registry (its table lives in the shared database)."""
+    return AdapterRegistry(svc.store.db, svc.settings.data_dir)
+
+
+def max_rank(svc: Services) -> int:
+    return svc.settings.max_lora_rank or 16  # vLLM's default
+
+
+@tool_errors
+async def list_adapters(ctx: Context) -> AdapterList:
+    """List the registered LoRA adapters (name, base model, rank, source, training figures)."""
+    svc = services(ctx)
+    return AdapterList(adapters=registry(svc).all(), lora_enabled=svc.engine.config().lora)
+
+
+@tool_errors
+async def import_adapter(
+    ctx: Context,
+    name: NameArg,
+    path: Annotated[str, Field(description="A peft adapter folder inside the server's data dir.")],
+) -> AdapterInfo:
+    """Register a peft LoRA adapter: checked against the serving model (base model, rank, target modules,
+    weights), copied into the adapter store, usable at once as `adapter` in generate and batch."""
+    svc = services(ctx)
+    reg = registry(svc)
+    source = reg.inside_data_dir(path)
+    target = reg.new_path(name)
+    check_adapter(source, serving(svc), max_rank(svc))
+    shutil.copytree(source, target)
+    return reg.register(name, target, serving(svc), max_rank(svc), "imported", {"imported_from": str(source)})
+
+
+@tool_errors
+async def delete_adapter(ctx: Context, name: NameArg) -> AdapterInfo:
+    """Remove an adapter from the registry and the adapter store; returns what was removed."""
+    return registry(services(ctx)).delete(name)
+
+
+@tool_errors
+async def train_adapter(
+    ctx: Context,
+    name: NameArg,
+    examples: Annotated[list[Example], Field(description="2-500 examples the adapter should learn.")],
+    epochs: Annotated[int, Field(ge=1, le=100, description="Passes over the examples.")] = 8,
+    rank: Annotated[int, Field(ge=1, le=64, description="LoRA rank.")] = 8,
+    learning_rate: Annotated[float, Field(gt=0, le=0.1)] = 2e-3,
+    held_out: Annotated[
+        list[Example] | None, Field(description="Inputs to compare the base model's and the adapter's answers on.")
+    ] = None,
+) -> TrainResult:
+    """Teach the serving model a narrow task with a LoRA adapter (peft, in a worker process), register it,
+    and make it usable at once (no restart): pass `adapter=name` to generate or batch.
+
+    Progress notifications report each step's loss. Returns the loss curve, time, adapter size and, for
+    `held_out` inputs, the base model's answer next to the adapter's.
+    """
+    svc = services(ctx)
+    if not 2 <= len(examples) <= 500:
+        raise InputError(f"Give 2 to 500 examples (got {len(examples)}).")
+    if rank > max_rank(svc):
+        raise InputError(f"rank {rank} is over the engine's max_lora_rank {max_rank(svc)}.")
+    model_name, model_path = serving(svc)
+    if not Path(model_path).is_dir():
+        raise InputError(f"Training needs the serving model's weights on disk; {model_path} is not a local folder.")
+    reg = registry(svc)
+    target = reg.new_path(name)
+
+    async def progress(done: float, total: float | None, message: str) -> None:
+        await ctx.report_progress(done, total, message)
+
+    job = {
+        "model_path": model_path,
+        "output_path": str(target),
+        "examples": [e.model_dump(exclude_none=True, mode="json") for e in examples],
+        "held_out": [e.model_dump(exclude_none=True, mode="json") for e in held_out or []],
+        "epochs": epochs,
+        "rank": rank,
+        "learning_rate": learning_rate,
+    }
+    started = time.monotonic()
+    made = await run_worker(
+        "train_adapter",
+        job,
+        python=Path(sys.executable),
+        timeout_s=svc.settings.worker_timeout_s,
+        on_progress=progress,
+    )
+    figures = {k: made[k] for k in ("steps", "train_seconds", "adapter_bytes")} | {
+        "final_loss": made["loss_curve"][-1],
+        "wall_seconds": round(time.monotonic() - started, 2),
+    }
+    info = reg.register(name, target, (model_name, model_path), max_rank(svc), "trained", figures)
+    return TrainResult(
+        adapter=info,
+        loss_curve=made["loss_curve"],
+        train_seconds=made["train_seconds"],
+        adapter_bytes=made["adapter_bytes"],
+        held_out=made["held_out"],
+    )
+
+
+TOOLS = [list_adapters, import_adapter, delete_adapter, train_adapter]
