@@ -162,3 +162,30 @@ async def test_bad_inputs_are_tool_errors(
 ) -> None:
     result = await client.call_tool(tool, arguments)
     assert result.is_error and expected in result.content[0].text, result.content[0].text
+
+
+async def test_merged_adapter_registers_loads_and_answers(trained: dict, client: Client) -> None:
+    merged = await call(
+        client, "merge_adapters", name="pineapple-zebra", sources=["word-pineapple", "word-zebra"], weights=[0.7, 0.3]
+    )
+    assert merged["source"] == "merged" and merged["rank"] == 8 and merged["figures"]["method"] == "linear"
+    answer = await ask(client, "pineapple-zebra")
+    assert "secret word" in answer.lower(), answer  # the shared lesson survives the merge
+    ties = await call(
+        client, "merge_adapters", name="ties-merge", sources=["word-pineapple", "word-zebra"], method="ties"
+    )
+    assert ties["figures"]["method"] == "ties" and await ask(client, "ties-merge")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"name": "m", "sources": ["word-zebra", "missing"]}, "No adapter named 'missing'"),
+        ({"name": "m", "sources": ["word-zebra", "word-pineapple"], "weights": [1.0]}, "1 entries for 2 sources"),
+        ({"name": "m", "sources": ["word-zebra"]}, "sources"),
+        ({"name": "m", "sources": ["word-zebra", "word-pineapple"], "method": "average"}, "method"),
+    ],
+)
+async def test_bad_merges_are_tool_errors(trained: dict, client: Client, arguments: dict, expected: str) -> None:
+    result = await client.call_tool("merge_adapters", arguments)
+    assert result.is_error and expected in result.content[0].text, result.content[0].text

@@ -7,7 +7,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field, model_validator
@@ -152,4 +152,47 @@ async def train_adapter(
     )
 
 
-TOOLS = [list_adapters, import_adapter, delete_adapter, train_adapter]
+@tool_errors
+async def merge_adapters(
+    ctx: Context,
+    name: NameArg,
+    sources: Annotated[list[str], Field(description="Registered adapters to merge (same rank).", min_length=2)],
+    weights: Annotated[list[float] | None, Field(description="One weight per source (default: equal).")] = None,
+    method: Annotated[Literal["linear", "ties", "dare_linear", "dare_ties"], Field(description="peft method.")] = (
+        "linear"
+    ),
+    density: Annotated[float, Field(gt=0, le=1, description="Fraction kept by ties/dare pruning.")] = 0.5,
+) -> AdapterInfo:
+    """Merge registered adapters into a new one (peft `add_weighted_adapter`, in a worker process), register
+    it and make it usable at once. Sources must share a rank; weights default to equal shares."""
+    svc = services(ctx)
+    reg = registry(svc)
+    found = [reg.get(source) for source in sources]
+    if weights is not None and len(weights) != len(sources):
+        raise InputError(f"weights has {len(weights)} entries for {len(sources)} sources: give one per source.")
+    target = reg.new_path(name)
+    model_name, model_path = serving(svc)
+    job = {
+        "model_path": model_path,
+        "output_path": str(target),
+        "sources": [a.path for a in found],
+        "weights": weights or [1.0 / len(sources)] * len(sources),
+        "method": method,
+        "density": density,
+    }
+
+    async def progress(done: float, total: float | None, message: str) -> None:
+        await ctx.report_progress(done, total, message)
+
+    made = await run_worker(
+        "merge_adapters",
+        job,
+        python=Path(sys.executable),
+        timeout_s=svc.settings.worker_timeout_s,
+        on_progress=progress,
+    )
+    figures = made | {"sources": sources}
+    return reg.register(name, target, (model_name, model_path), max_rank(svc), "merged", figures)
+
+
+TOOLS = [list_adapters, import_adapter, delete_adapter, train_adapter, merge_adapters]
