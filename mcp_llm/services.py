@@ -91,9 +91,8 @@ def engine_starter(settings: Settings) -> Starter:
     async def start(spec: EngineSpec) -> EngineBackend:
         from mcp_llm.engine.local import LocalEngine
 
-        engine = await LocalEngine.start(spec.args, spec.name, log_file=settings.data_dir / "logs" / "engine.log")
-        reaper.record(settings.data_dir)
-        return engine
+        async with reaper.recording(settings.data_dir):
+            return await LocalEngine.start(spec.args, spec.name, log_file=settings.data_dir / "logs" / "engine.log")
 
     return start
 
@@ -111,12 +110,11 @@ async def start_embedder(settings: Settings, engine: EngineBackend) -> Embedder 
         prepared = await asyncio.to_thread(embedding_model.prepare, settings.model_store)
         name, path = embedding_model.MODEL_NAME, str(prepared)
     try:
-        embedder = await Embedder.start(path, Path(name).name or name)
+        async with reaper.recording(settings.data_dir):
+            return await Embedder.start(path, Path(name).name or name)
     except Exception:
         await engine.shutdown(0)
         raise
-    reaper.record(settings.data_dir)
-    return embedder
 
 
 async def _flush_every(store: Store, interval_s: float) -> None:

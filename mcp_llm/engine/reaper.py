@@ -6,8 +6,11 @@ that are still alive once their server is gone, so a crash never leaves a second
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psutil
@@ -34,6 +37,26 @@ def record(data_dir: Path) -> None:
     me = psutil.Process()
     entry = {"server": _identity(me), "engine": [_identity(p) for p in me.children(recursive=True)]}
     (data_dir / PIDFILE).write_text(json.dumps(entry))
+
+
+@contextlib.asynccontextmanager
+async def recording(data_dir: Path, interval_s: float = 0.5) -> AsyncIterator[None]:
+    """Keep the record current while an engine starts: a server killed mid-start (a client that gives up
+    and SIGKILLs it) leaves vLLM's half-started engine core behind, and the next start must find it."""
+
+    async def keep() -> None:
+        while True:
+            record(data_dir)
+            await asyncio.sleep(interval_s)
+
+    task = asyncio.create_task(keep())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        record(data_dir)
 
 
 def clear(data_dir: Path) -> None:
