@@ -1,0 +1,46 @@
+"""examples/langgraph_agent.py runs end to end: a LangGraph graph over our tools (stdio, and HTTP with a token)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, server_env
+from tests.servers import http_server
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+EXAMPLE = [sys.executable, str(REPO / "examples" / "langgraph_agent.py")]
+
+
+def check(state: dict) -> None:
+    assert state["draft"] and state["review"], state
+    assert len(state["variants"]) == 3 and state["best"] in [*state["variants"], state["draft"]]
+
+
+def test_langgraph_example_over_stdio(tmp_path) -> None:
+    done = subprocess.run(
+        [*EXAMPLE, "What is a KV cache? Answer in two sentences."],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=server_env(tmp_path),
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    check(json.loads(done.stdout))
+
+
+async def test_langgraph_example_over_http_with_a_token(tmp_path) -> None:
+    async with http_server(tmp_path, "--auth-tokens", "graph:tok-graph") as server:
+        done = subprocess.run(
+            [*EXAMPLE, "--http", server.url, "--token", "tok-graph", "Name three uses of embeddings."],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=REPO,
+        )
+    assert done.returncode == 0, done.stderr[-3000:]
+    check(json.loads(done.stdout))
