@@ -6,7 +6,6 @@ that are still alive once their server is gone, so a crash never leaves a second
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -14,6 +13,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psutil
+
+from mcp_llm.background import repeating
 
 log = logging.getLogger(__name__)
 PIDFILE = "engine-processes.json"
@@ -45,18 +46,11 @@ async def recording(data_dir: Path, interval_s: float = 0.5) -> AsyncIterator[No
     and SIGKILLs it) leaves vLLM's half-started engine core behind, and the next start must find it."""
 
     async def keep() -> None:
-        while True:
-            record(data_dir)
-            await asyncio.sleep(interval_s)
-
-    task = asyncio.create_task(keep())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         record(data_dir)
+
+    async with repeating(keep, interval_s):
+        yield
+    record(data_dir)
 
 
 def clear(data_dir: Path) -> None:

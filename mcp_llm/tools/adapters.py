@@ -59,6 +59,17 @@ def max_rank(svc: Services) -> int:
     return svc.settings.max_lora_rank or 16  # vLLM's default
 
 
+async def peft_worker(ctx: Context, svc: Services, module: str, job: dict) -> dict:
+    """Run a peft worker (`mcp_llm.workers.<module>`) with this venv's Python, its progress forwarded."""
+
+    async def progress(done: float, total: float | None, message: str) -> None:
+        await ctx.report_progress(done, total, message)
+
+    return await run_worker(
+        module, job, python=Path(sys.executable), timeout_s=svc.settings.worker_timeout_s, on_progress=progress
+    )
+
+
 @tool_errors
 async def list_adapters(ctx: Context) -> AdapterList:
     """List the registered LoRA adapters (name, base model, rank, source, training figures)."""
@@ -118,9 +129,6 @@ async def train_adapter(
     reg = registry(svc)
     target = reg.new_path(name)
 
-    async def progress(done: float, total: float | None, message: str) -> None:
-        await ctx.report_progress(done, total, message)
-
     job = {
         "model_path": model_path,
         "output_path": str(target),
@@ -131,13 +139,7 @@ async def train_adapter(
         "learning_rate": learning_rate,
     }
     started = time.monotonic()
-    made = await run_worker(
-        "train_adapter",
-        job,
-        python=Path(sys.executable),
-        timeout_s=svc.settings.worker_timeout_s,
-        on_progress=progress,
-    )
+    made = await peft_worker(ctx, svc, "train_adapter", job)
     figures = {k: made[k] for k in ("steps", "train_seconds", "adapter_bytes")} | {
         "final_loss": made["loss_curve"][-1],
         "wall_seconds": round(time.monotonic() - started, 2),
@@ -180,17 +182,7 @@ async def merge_adapters(
         "method": method,
         "density": density,
     }
-
-    async def progress(done: float, total: float | None, message: str) -> None:
-        await ctx.report_progress(done, total, message)
-
-    made = await run_worker(
-        "merge_adapters",
-        job,
-        python=Path(sys.executable),
-        timeout_s=svc.settings.worker_timeout_s,
-        on_progress=progress,
-    )
+    made = await peft_worker(ctx, svc, "merge_adapters", job)
     figures = made | {"sources": sources}
     return reg.register(name, target, (model_name, model_path), max_rank(svc), "merged", figures)
 

@@ -12,6 +12,7 @@ from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from mcp_llm import quantize as quantizing
+from mcp_llm.background import repeating
 from mcp_llm.engine.swap import EngineSpec
 from mcp_llm.models import ModelInfo, Registry, info
 from mcp_llm.quantize import SCHEMES, QuantizeReport
@@ -144,19 +145,10 @@ async def _heartbeat(ctx: Context, message: str, started: float, interval_s: flo
     """Progress notifications every `interval_s` while a long step without its own progress runs."""
 
     async def beat() -> None:
-        while True:
-            await ctx.report_progress(
-                time.monotonic() - started, None, f"{message}: {time.monotonic() - started:.0f} s"
-            )
-            await asyncio.sleep(interval_s)
+        await ctx.report_progress(time.monotonic() - started, None, f"{message}: {time.monotonic() - started:.0f} s")
 
-    task = asyncio.create_task(beat())
-    try:
+    async with repeating(beat, interval_s):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 TOOLS = [quantize, list_models, load_model]
