@@ -14,7 +14,15 @@ import psutil
 from mcp_llm.bench import free_port, wait_healthy
 from tests.conftest import REPO, SERVER_CMD, server_env
 
-__all__ = ["START_TIMEOUT_S", "HttpServer", "assert_all_gone", "descendants", "http_server", "wait_healthy"]
+__all__ = [
+    "START_TIMEOUT_S",
+    "HttpServer",
+    "assert_all_gone",
+    "descendants",
+    "http_server",
+    "start_fails",
+    "wait_healthy",
+]
 
 START_TIMEOUT_S = 240
 
@@ -70,3 +78,12 @@ async def http_server(data_dir: Path, *flags: str, **env: str) -> AsyncIterator[
                 proc.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def start_fails(data_dir: Path, *flags: str, **env: str) -> str:
+    """Run `server.py` with flags/env that must stop it at start; assert it exited nonzero, return its stderr."""
+    result = subprocess.run(
+        [*SERVER_CMD, *flags], capture_output=True, text=True, env=server_env(data_dir, **env), cwd=REPO, timeout=60
+    )
+    assert result.returncode != 0, result.stderr[-2000:]
+    return result.stderr

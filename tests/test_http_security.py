@@ -19,8 +19,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from mcp_llm.bench import free_port
-from tests.conftest import REPO, SERVER_CMD, server_env
-from tests.servers import HttpServer, http_server
+from tests.conftest import REPO
+from tests.servers import HttpServer, http_server, start_fails
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -122,30 +122,15 @@ async def test_in_flight_bounds_answer_busy_per_client_and_in_total(server: Http
 
 
 def test_binding_beyond_loopback_without_tokens_refuses_to_start(tmp_path) -> None:
-    result = subprocess.run(
-        [*SERVER_CMD, "--transport", "http", "--host", "0.0.0.0", "--port", str(free_port())],
-        capture_output=True,
-        text=True,
-        env=server_env(tmp_path),
-        cwd=REPO,
-        timeout=60,
-    )
-    assert result.returncode != 0
-    assert "without authentication" in result.stderr and "--auth-tokens" in result.stderr
+    stderr = start_fails(tmp_path, "--transport", "http", "--host", "0.0.0.0", "--port", str(free_port()))
+    assert "without authentication" in stderr and "--auth-tokens" in stderr
 
 
 def test_a_bad_token_file_stops_the_start_naming_it(tmp_path) -> None:
     bad = tmp_path / "tokens.txt"
     bad.write_text("# clients\nalice tok-1\nbob has three words\n")
-    result = subprocess.run(
-        [*SERVER_CMD, "--transport", "http", "--port", str(free_port()), "--auth-token-file", str(bad)],
-        capture_output=True,
-        text=True,
-        env=server_env(tmp_path),
-        cwd=REPO,
-        timeout=60,
-    )
-    assert result.returncode != 0 and "tokens.txt" in result.stderr and "entry 2" in result.stderr
+    stderr = start_fails(tmp_path, "--transport", "http", "--port", str(free_port()), "--auth-token-file", str(bad))
+    assert "tokens.txt" in stderr and "entry 2" in stderr
 
 
 CLIENT_THAT_DIES = """

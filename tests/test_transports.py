@@ -14,7 +14,7 @@ from mcp import Client, StdioServerParameters
 
 from mcp_llm.bench import free_port
 from tests.conftest import REPO, SERVER_CMD, server_env
-from tests.servers import START_TIMEOUT_S, assert_all_gone, descendants, wait_healthy
+from tests.servers import START_TIMEOUT_S, assert_all_gone, descendants, start_fails, wait_healthy
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -156,22 +156,5 @@ async def test_streamable_http_serves_concurrent_clients_and_stops_cleanly(tmp_p
 
 
 def test_invalid_setting_fails_at_start_naming_it(tmp_path) -> None:
-    result = subprocess.run(
-        [*SERVER_CMD, "--max-num-seqs", "0"],
-        capture_output=True,
-        text=True,
-        env=server_env(tmp_path),
-        cwd=REPO,
-        timeout=60,
-    )
-    assert result.returncode != 0
-    assert "max_num_seqs" in result.stderr
-    env_result = subprocess.run(
-        SERVER_CMD,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-        env=server_env(tmp_path, MCP_LLM_TRANSPORT="carrier-pigeon"),
-    )
-    assert env_result.returncode != 0 and "transport" in env_result.stderr
+    assert "max_num_seqs" in start_fails(tmp_path, "--max-num-seqs", "0")
+    assert "transport" in start_fails(tmp_path, MCP_LLM_TRANSPORT="carrier-pigeon")
