@@ -8,6 +8,7 @@ every flag also reads from `MCP_LLM_<NAME>` in the environment. Logs go to stder
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -28,11 +29,10 @@ def _log_to_stderr(level: str) -> None:
 
 
 def serve(settings: Settings) -> None:
-    """Serve over stdio or Streamable HTTP until the client leaves or a signal arrives."""
-    import anyio
+    """Serve over stdio or Streamable HTTP until the client leaves or a signal arrives; refuse a data dir that
+    another in-process engine owns or that sits on a network share."""
 
-    from mcp_llm import auth, http
-    from mcp_llm.app import create_app
+    from mcp_llm import auth, datadir
 
     tokens: dict[str, str] = {}
     if settings.transport == "http":
@@ -41,6 +41,21 @@ def serve(settings: Settings) -> None:
             auth.check_exposure(settings, tokens)
         except ValueError as exc:  # an unreadable token file, a bad entry, an unauthenticated remote bind
             sys.exit(f"mcp-llm: {exc}")
+    try:
+        datadir.refuse_network_share(settings.data_dir)
+        owner = datadir.engine_owner(settings.data_dir) if settings.backend == "local" else contextlib.nullcontext()
+        with owner:
+            _run(settings, tokens)
+    except datadir.DataDirRefused as exc:
+        sys.exit(f"mcp-llm: {exc}")
+
+
+def _run(settings: Settings, tokens: dict[str, str]) -> None:
+    import anyio
+
+    from mcp_llm import http
+    from mcp_llm.app import create_app
+
     app = create_app(settings, tokens=tokens)
     if settings.transport == "stdio":
         # SIGTERM unwinds like Ctrl-C, so the lifespan drains and stops the engine (no orphan processes).

@@ -55,6 +55,8 @@ async def serve(mcp: MCPServer, settings: Settings) -> None:
         host=settings.host,
         transport_security=auth.transport_security(settings),
         max_request_body_size=settings.max_request_body_bytes,
+        stateless_http=settings.stateless_http,
+        json_response=settings.json_response,
     )
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_config=_stderr_logging(), log_level=settings.log_level.lower()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import time
@@ -16,15 +17,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from mcp_llm.engine.base import Adapter
-from mcp_llm.engine.swap import SwapAborted
-from mcp_llm.errors import InputError
+from mcp_llm.engine.base import Adapter, routing_key
+from mcp_llm.errors import InputError, Retryable
 from mcp_llm.inference import Recorder, parse_structured, prompt_token_ids
-from mcp_llm.schemas import ChatMessage, SamplingOptions
+from mcp_llm.schemas import ChatMessage, Completion, SamplingOptions
 from mcp_llm.store import JOB_OPEN, Store
 
 log = logging.getLogger(__name__)
-SWAP_RETRIES = 3
+BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)  # waits between retries of an item, the last one repeated
 
 
 @dataclass
@@ -52,8 +52,9 @@ class JobProgress:
 class JobRunner:
     """Owns the running job tasks; the store holds everything that must outlive them."""
 
-    def __init__(self, store: Store, recorder: Recorder) -> None:
-        self.store, self.recorder = store, recorder
+    def __init__(self, store: Store, recorder: Recorder, retry_s: float = 300.0, lease_s: float = 30.0) -> None:
+        self.store, self.recorder, self.retry_s, self.lease_s = store, recorder, retry_s, lease_s
+        self.owner = uuid.uuid4().hex[:12]  # this server, as the holder of job leases in a shared database
         self._tasks: dict[str, asyncio.Task] = {}
         self._progress: dict[str, JobProgress] = {}
         self._cancelled: set[str] = set()
@@ -61,14 +62,20 @@ class JobRunner:
     def submit(self, inputs: list[dict], sampling: SamplingOptions, client: str) -> str:
         """Persist a job (all items pending) and start it; returns its id."""
         job_id = uuid.uuid4().hex[:16]
-        self.store.create_job(job_id, "batch", {"sampling": sampling.model_dump(), "client": client}, inputs)
+        options = {"sampling": sampling.model_dump(), "client": client}
+        self.store.create_job(job_id, "batch", options, inputs, owner=self.owner, lease_s=self.lease_s)
         self._start(job_id, list(enumerate(inputs)), sampling, client, JobProgress(total=len(inputs)))
         return job_id
 
-    def resume(self) -> list[str]:
-        """Restart every job a previous run left queued or running, with its unfinished items only."""
+    def resume(self, take_all: bool = True) -> list[str]:
+        """Restart the open jobs this server may take, with their unfinished items only: with `take_all` every
+        job a previous run left open (one server owns the data dir), else those whose lease ran out (a server
+        sharing the database died)."""
+        claimed = set(self.store.claim_jobs(self.owner, self.lease_s, take_all))
         resumed = []
         for job in self.store.jobs(JOB_OPEN, limit=10_000, newest_first=False):
+            if job["id"] not in claimed or job["id"] in self._tasks:
+                continue
             options = json.loads(job["options"])
             counts = self.store.item_counts(job["id"])
             self._start(
@@ -93,6 +100,7 @@ class JobRunner:
         self, job_id: str, items: list[tuple[int, dict]], sampling: SamplingOptions, client: str, progress: JobProgress
     ) -> None:
         self.store.set_job_status(job_id, "running")
+        routing_key.set(job_id)  # the item tasks inherit it: a session-routing router keeps the job on one replica
         try:
             await asyncio.gather(*(self._item(job_id, i, x, sampling, client, progress) for i, x in items))
             self.store.set_job_status(job_id, "completed")
@@ -113,15 +121,7 @@ class JobRunner:
             messages = [ChatMessage.model_validate(m) for m in item["messages"]] if "messages" in item else None
             token_ids = prompt_token_ids(self.recorder.engine, item.get("prompt"), messages)
             adapter = Adapter(**item["adapter"]) if item.get("adapter") else None
-            for attempt in range(SWAP_RETRIES + 1):  # an item a model swap cut off runs again on the new model
-                try:
-                    completion = await self.recorder.complete(
-                        token_ids, sampling, client=client, kind="batch", job_id=job_id, adapter=adapter
-                    )
-                    break
-                except SwapAborted:
-                    if attempt == SWAP_RETRIES:
-                        raise
+            completion = await self._complete_with_retries(job_id, token_ids, sampling, client, adapter)
             parse_structured(completion, sampling.json_schema)
         except Exception as exc:  # one bad item never fails the others
             if not isinstance(exc, InputError):
@@ -144,6 +144,41 @@ class JobRunner:
             },
         )
 
+    async def _complete_with_retries(
+        self, job_id: str, token_ids: list[int], sampling: SamplingOptions, client: str, adapter: Adapter | None
+    ) -> Completion:
+        """One item's completion; cut off by a swap or a remote outage, it runs again (with backoff) for up to
+        retry_s, so each item ends with exactly one saved result."""
+        deadline = time.monotonic() + self.retry_s
+        for attempt in itertools.count():
+            try:
+                return await self.recorder.complete(
+                    token_ids, sampling, client=client, kind="batch", job_id=job_id, adapter=adapter
+                )
+            except Retryable as exc:
+                wait = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+                if time.monotonic() + wait > deadline:
+                    raise Retryable(f"{exc} (gave up after {attempt + 1} attempts over {self.retry_s:.0f} s)") from exc
+                log.info("job %s: item cut off (%s); retrying in %.1f s", job_id, exc, wait)
+                await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
+
+    async def maintain(self) -> None:
+        """Periodic: renew this server's leases, stop jobs cancelled through another server, take over jobs
+        whose server stopped renewing. A failure is logged and tried again next time."""
+        try:
+            await self._maintain()
+        except Exception:
+            log.exception("job lease maintenance failed")
+
+    async def _maintain(self) -> None:
+        self.store.renew_leases(self.owner, self.lease_s)
+        for job_id in list(self._tasks):
+            job = self.store.job(job_id)
+            if job is not None and job["status"] == "cancelled":
+                await self.cancel(job_id)
+        self.resume(take_all=False)
+
     def progress(self, job_id: str) -> JobProgress | None:
         """Live counts while the job runs in this process (None otherwise)."""
         return self._progress.get(job_id)
@@ -160,7 +195,11 @@ class JobRunner:
         """Stop a running job: its engine requests are aborted, finished items kept. False if not running."""
         task = self._tasks.get(job_id)
         if task is None:
-            return False
+            job = self.store.job(job_id)
+            if job is None or job["status"] not in JOB_OPEN:
+                return False
+            self.store.set_job_status(job_id, "cancelled")  # another server runs it: it stops at its next renewal
+            return True
         self._cancelled.add(job_id)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -81,28 +81,33 @@ class TokenCount(BaseModel):
 
 
 class EngineConfig(BaseModel):
-    """The engine's effective configuration (resource model://config)."""
+    """The engine's effective configuration (resource model://config); None where the backend cannot tell."""
 
     model: str
     model_path: str
-    dtype: str
+    backend: Literal["local", "openai"] = Field("local", description="In-process vLLM, or a remote vLLM server.")
+    endpoint: str | None = Field(None, description="The remote vLLM server's URL (backend `openai`).")
+    dtype: str | None = None
     max_model_len: int
-    max_num_seqs: int
-    max_num_batched_tokens: int | None
-    device: str
-    kv_cache_tokens: int | None
-    kv_cache_bytes: int | None
-    block_size: int | None
-    enable_prefix_caching: bool
-    enforce_eager: bool
-    tensor_parallel_size: int
-    quantization: str | None
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    device: str | None = None
+    kv_cache_tokens: int | None = None
+    kv_cache_bytes: int | None = None
+    block_size: int | None = None
+    enable_prefix_caching: bool | None = None
+    enforce_eager: bool | None = None
+    tensor_parallel_size: int | None = None
+    parallelism: dict[str, int | str] = Field(
+        default_factory=dict, description="vLLM's parallelism in effect (tensor, pipeline, data; executor; nodes)."
+    )
+    quantization: str | None = None
     kernels: dict[str, str] = Field(
         default_factory=dict, description="Linear kernel vLLM chose per quantization scheme (from its log)."
     )
     lora: bool = Field(False, description="Whether requests may name a LoRA adapter (--enable-lora).")
     adapters: list[str] = Field(default_factory=list, description="Adapters the engine has loaded so far.")
-    vllm_version: str
+    vllm_version: str | None = None
     state: str
 
 

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mcp_llm.background import repeating
 from mcp_llm.engine import reaper
 from mcp_llm.engine.base import EngineBackend, EngineState
 from mcp_llm.engine.embedder import Embedder
@@ -89,6 +90,10 @@ def engine_starter(settings: Settings) -> Starter:
     also to <data_dir>/logs/engine.log (where the chosen kernels are read) and recording its processes."""
 
     async def start(spec: EngineSpec) -> EngineBackend:
+        if settings.backend == "openai":
+            from mcp_llm.engine.remote import RemoteEngine
+
+            return await RemoteEngine.start(settings)
         from mcp_llm.engine.local import LocalEngine
 
         async with reaper.recording(settings.data_dir):
@@ -132,8 +137,11 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
     runtime.set(EngineState.STARTING)
     start = engine_starter(settings)
     try:
-        name, path = await asyncio.to_thread(resolve_model, settings)  # may prepare the default model (~45 s)
-        spec = EngineSpec(name, settings.engine_args(path))
+        if settings.backend == "openai":
+            spec = EngineSpec(settings.served_model_name or "remote", {"model": settings.base_url})
+        else:
+            name, path = await asyncio.to_thread(resolve_model, settings)  # may prepare the default model (~45 s)
+            spec = EngineSpec(name, settings.engine_args(path))
         engine = SwappableEngine(await start(spec), spec, start)  # load_model swaps what it holds
         embedder = await start_embedder(settings, engine)
     except Exception as exc:
@@ -143,12 +151,14 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
     metrics = Metrics(window_s=settings.metrics_window_s)
     recorder = Recorder(engine, metrics, store, log_text=settings.log_request_text)
     limiter = InflightLimiter(settings.max_inflight_total, settings.max_inflight_per_client)
-    services = Services(settings, engine, store, metrics, recorder, JobRunner(store, recorder), limiter, embedder)
+    jobs = JobRunner(store, recorder, settings.item_retry_s, settings.job_lease_s)
+    services = Services(settings, engine, store, metrics, recorder, jobs, limiter, embedder)
     flusher = asyncio.create_task(_flush_every(store, settings.flush_interval_s))
-    services.jobs.resume()
+    jobs.resume(take_all=settings.backend == "local")  # local: this server alone owns the data dir
     runtime.set(EngineState.READY, services)
     try:
-        yield services
+        async with repeating(jobs.maintain, settings.job_lease_s / 3):
+            yield services
     finally:
         runtime.set(EngineState.DRAINING, services)
         await services.jobs.close()

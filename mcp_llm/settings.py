@@ -19,6 +19,21 @@ def _default_data_dir() -> Path:
 
 
 LORA_FIELDS = ("enable_lora", "max_loras", "max_lora_rank", "max_cpu_loras")
+# vLLM's own parallelism, passed through: one AsyncLLM spans GPUs (tensor/pipeline) and balances data-parallel ranks.
+PARALLEL_FIELDS = (
+    "tensor_parallel_size",
+    "pipeline_parallel_size",
+    "data_parallel_size",
+    "data_parallel_size_local",
+    "data_parallel_address",
+    "data_parallel_rpc_port",
+    "data_parallel_backend",
+    "distributed_executor_backend",
+    "nnodes",
+    "node_rank",
+    "master_addr",
+    "master_port",
+)
 # Fields that map one-to-one onto vLLM's AsyncEngineArgs.
 ENGINE_FIELDS = (
     "model",
@@ -29,7 +44,7 @@ ENGINE_FIELDS = (
     "max_num_seqs",
     "max_num_batched_tokens",
     "gpu_memory_utilization",
-    "tensor_parallel_size",
+    *PARALLEL_FIELDS,
     "enable_prefix_caching",
     "enforce_eager",
     "load_format",
@@ -55,7 +70,18 @@ class Settings(BaseSettings):
     max_num_seqs: int | None = Field(None, ge=1, description="Most sequences the engine runs at once.")
     max_num_batched_tokens: int | None = Field(None, ge=16)
     gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
-    tensor_parallel_size: int | None = Field(None, ge=1)
+    tensor_parallel_size: int | None = Field(None, ge=1, description="GPUs one model replica is split over.")
+    pipeline_parallel_size: int | None = Field(None, ge=1, description="Pipeline stages (GPUs or nodes in a row).")
+    data_parallel_size: int | None = Field(None, ge=1, description="Model replicas one engine balances requests over.")
+    data_parallel_size_local: int | None = Field(None, ge=1, description="Data-parallel ranks on this node.")
+    data_parallel_address: str | None = Field(None, description="Address of the data-parallel head node.")
+    data_parallel_rpc_port: int | None = Field(None, ge=1, le=65535, description="RPC port of the head node.")
+    data_parallel_backend: Literal["mp", "ray"] | None = None
+    distributed_executor_backend: Literal["mp", "ray", "uni", "external_launcher"] | None = None
+    nnodes: int | None = Field(None, ge=1, description="Nodes one engine spans (vLLM's multi-node `mp` mode).")
+    node_rank: int | None = Field(None, ge=0, description="This node's rank (0 = the head, where we run).")
+    master_addr: str | None = Field(None, description="Head node address for multi-node `mp`.")
+    master_port: int | None = Field(None, ge=1, le=65535)
     enable_prefix_caching: bool | None = None
     enforce_eager: bool | None = Field(
         None, description="None = eager on CPU (compiling gained nothing measurable there), compiled on GPU."
@@ -71,6 +97,29 @@ class Settings(BaseSettings):
     max_loras: int | None = Field(None, ge=1, description="Adapters in one engine batch at once (vLLM's 1).")
     max_lora_rank: int | None = Field(None, ge=1, description="Largest adapter rank the engine accepts (vLLM's 16).")
     max_cpu_loras: int | None = Field(None, ge=1, description="Adapters kept loaded in CPU memory.")
+
+    # --- backend: in-process vLLM, or a remote vLLM deployment (OpenAI-compatible API) ---
+    backend: Literal["local", "openai"] = Field(
+        "local", description="`local`: vLLM in this process; `openai`: a remote vLLM server or router at --base-url."
+    )
+    base_url: str | None = Field(None, description="The remote vLLM server or router, e.g. http://10.0.0.5:8000.")
+    api_key: str | None = Field(None, description="Bearer token for the remote server (its --api-key).")
+    remote_session_header: str = Field(
+        "x-session-id", description="Header carrying the job id (or client) so a session-routing router keeps it."
+    )
+    remote_timeout_s: float = Field(600.0, gt=0, description="Longest wait for a remote answer's next bytes.")
+    remote_connect_timeout_s: float = Field(10.0, gt=0, description="Longest wait to connect to the remote server.")
+    job_lease_s: float = Field(
+        30.0, ge=3, description="Servers sharing a database renew their jobs' leases; one not renewed is taken over."
+    )
+    item_retry_s: float = Field(
+        300.0, ge=0, description="How long a batch item is retried after its engine went away (swap, remote down)."
+    )
+    remote_stats_interval_s: float = Field(1.0, gt=0, description="How often the remote /metrics is read.")
+    stateless_http: bool = Field(
+        False, description="HTTP without sessions: any replica behind a load balancer can take any request."
+    )
+    json_response: bool = Field(False, description="Answer HTTP requests with JSON instead of SSE streams.")
 
     # --- ours ---
     data_dir: Path = Field(default_factory=_default_data_dir, description="Database (jobs, request log) lives here.")
@@ -115,10 +164,29 @@ class Settings(BaseSettings):
     )
     worker_timeout_s: float = Field(1800.0, gt=0, description="Longest a quantize worker may run before it is stopped.")
 
-    @field_validator("model", "tokenizer", "served_model_name", "quantization", "embedding_model")
+    @field_validator("model", "tokenizer", "served_model_name", "quantization", "embedding_model", "base_url")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @model_validator(mode="after")
+    def _backend_has_url(self) -> Settings:
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("backend `openai` needs --base-url (the remote vLLM server, e.g. http://host:8000)")
+        if self.backend == "local" and self.base_url:
+            raise ValueError("--base-url is for --backend openai; leave it out to run vLLM in this process")
+        return self
+
+    @model_validator(mode="after")
+    def _parallel_ranks_fit(self) -> Settings:
+        if self.data_parallel_size_local and self.data_parallel_size_local > (self.data_parallel_size or 1):
+            raise ValueError(
+                f"data_parallel_size_local ({self.data_parallel_size_local}) cannot exceed data_parallel_size "
+                f"({self.data_parallel_size or 1})"
+            )
+        if self.node_rank is not None and self.node_rank >= (self.nnodes or 1):
+            raise ValueError(f"node_rank ({self.node_rank}) must be below nnodes ({self.nnodes or 1})")
+        return self
 
     @model_validator(mode="after")
     def _context_fits_batch(self) -> Settings:

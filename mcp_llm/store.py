@@ -56,10 +56,15 @@ class Store:
                 "failed": int,
                 "options": str,
                 "error": str,
+                "owner": str,
+                "lease_until": float,
             },
             pk="id",
             if_not_exists=True,
         )
+        for column in ("owner", "lease_until"):  # databases made before job leases
+            if column not in self.db["jobs"].columns_dict:
+                self.db["jobs"].add_column(column, str if column == "owner" else float)
         self.db["items"].create(
             {
                 "job_id": str,
@@ -105,8 +110,10 @@ class Store:
         self.db["jobs"].create_index(["status"], if_not_exists=True)
 
     # --- jobs ---
-    def create_job(self, job_id: str, kind: str, options: dict, inputs: list[Any]) -> None:
-        """Persist a job and all its items, pending, in one transaction."""
+    def create_job(
+        self, job_id: str, kind: str, options: dict, inputs: list[Any], owner: str | None = None, lease_s: float = 0
+    ) -> None:
+        """Persist a job and all its items, pending, in one transaction (leased to `owner` for `lease_s`)."""
         now = time.time()
         with self.db.conn:
             self.db["jobs"].insert(
@@ -121,6 +128,8 @@ class Store:
                     "failed": 0,
                     "options": json.dumps(options),
                     "error": None,
+                    "owner": owner,
+                    "lease_until": now + lease_s,
                 }
             )
             self.db["items"].insert_all(
@@ -141,6 +150,26 @@ class Store:
         where = f"status in ({','.join('?' * len(wanted))})" if wanted else None
         order = "created_at desc" if newest_first else "created_at"
         return list(self.db["jobs"].rows_where(where, wanted or None, order_by=order, limit=limit))
+
+    def claim_jobs(self, owner: str, lease_s: float, take_all: bool = False) -> list[str]:
+        """Lease to `owner` the open jobs nobody holds (no owner, or a lease run out), or with `take_all` every
+        open job; one statement, so two servers sharing the database never claim the same job."""
+        now = time.time()
+        free = "" if take_all else " and (owner is null or lease_until < ?)"
+        with self.db.conn:
+            rows = self.db.execute(
+                f"update jobs set owner = ?, lease_until = ? where status in ('queued', 'running')"
+                f" and (owner is null or owner != ?){free} returning id",
+                [owner, now + lease_s, owner] + ([] if take_all else [now]),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def renew_leases(self, owner: str, lease_s: float) -> None:
+        with self.db.conn:
+            self.db.execute(
+                "update jobs set lease_until = ? where owner = ? and status in ('queued', 'running')",
+                [time.time() + lease_s, owner],
+            )
 
     def item_counts(self, job_id: str) -> dict[str, int]:
         """Items of a job by status (pending, done, error) as written so far."""

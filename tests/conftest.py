@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,12 +12,16 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
 from mcp_llm.app import create_app
+from mcp_llm.bench import free_port
 from mcp_llm.services import Services, open_services
 from mcp_llm.settings import Settings
+from mcp_llm.vllm_server import VllmServer
 
 REPO = Path(__file__).resolve().parent.parent
 # Models are made once per machine (the default model store); databases live in per-test temp dirs.
 MODELS_DIR = Settings().model_store
+# The remote vLLM runs as the in-process engine does in tests: eager, float32 (no bf16 here), 2048 context.
+REMOTE_ARGS = ("--enforce-eager", "--dtype", "float32", "--max-model-len", "2048")
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +54,40 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
 @pytest.fixture(scope="session")
 def app(settings: Settings, services: Services) -> MCPServer:
     return create_app(settings, shared=services)
+
+
+@pytest.fixture(scope="session")
+def vllm_remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
+    """vLLM's own OpenAI server with the default model on loopback: the remote end of `--backend openai`."""
+    from mcp_llm import default_model
+
+    path = default_model.ensure_prepared(MODELS_DIR)
+    log = tmp_path_factory.mktemp("vllm-remote") / "vllm.log"
+    server = VllmServer(str(path), default_model.MODEL_NAME, free_port(), log, *REMOTE_ARGS)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def remote_services(vllm_remote: VllmServer, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Services]:
+    """Our services with the remote backend, forwarding to `vllm_remote`."""
+    remote = Settings(
+        backend="openai",
+        base_url=vllm_remote.url,
+        data_dir=tmp_path_factory.mktemp("remote-data"),
+        models_dir=MODELS_DIR,
+        drain_timeout_s=5,
+        progress_interval_s=0.1,
+        remote_stats_interval_s=0.25,
+    )
+    async with open_services(remote) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="session")
+def remote_app(remote_services: Services) -> MCPServer:
+    return create_app(remote_services.settings, shared=remote_services)
 
 
 @pytest.fixture

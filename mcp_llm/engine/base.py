@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
 from mcp_llm.errors import InputError
 from mcp_llm.schemas import ChatMessage, Completion, EngineConfig, SamplingOptions
+
+# What a session-routing router in front of a remote vLLM keeps on one replica: a batch job's id, else the client.
+routing_key: ContextVar[str | None] = ContextVar("routing_key", default=None)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class EngineBackend(Protocol):
     """One serving engine, shared by every client and tool."""
 
     state: EngineState
+    backend: str  # "local": in-process vLLM; "openai": a remote vLLM server
 
     @property
     def model_name(self) -> str: ...

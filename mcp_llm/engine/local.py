@@ -8,6 +8,7 @@ lands after the transport has claimed stdout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import logging
@@ -34,6 +35,8 @@ def _prepare_environment() -> None:
 
 class LocalEngine:
     """An `AsyncLLM` in this process (its engine core in a child process)."""
+
+    backend = "local"
 
     def __init__(self, llm: Any, model_name: str, model_path: str, stats: EngineStats) -> None:
         self._llm = llm
@@ -74,9 +77,12 @@ class LocalEngine:
         started = time.perf_counter()
         stats = EngineStats()
         # in a thread: building the engine takes ~30 s, and the event loop keeps serving meanwhile
-        llm = await asyncio.to_thread(
-            AsyncLLM.from_engine_args, AsyncEngineArgs(**args), stat_loggers=[_stats_recorder(stats)]
-        )
+        try:
+            llm = await asyncio.to_thread(
+                AsyncLLM.from_engine_args, AsyncEngineArgs(**args), stat_loggers=[_stats_recorder(stats)]
+            )
+        except ValueError as exc:  # vLLM's config checks (pydantic's ValidationError is a ValueError too)
+            raise EngineSettingsError(f"vLLM rejected the engine settings: {_first_error(exc)}") from exc
         try:
             await llm.check_health()
         except Exception:
@@ -115,6 +121,7 @@ class LocalEngine:
             enable_prefix_caching=bool(cache.enable_prefix_caching),
             enforce_eager=bool(vc.model_config.enforce_eager),
             tensor_parallel_size=vc.parallel_config.tensor_parallel_size,
+            parallelism=_parallelism(vc.parallel_config),
             quantization=vc.model_config.quantization,
             kernels=self.kernels(),
             lora=vc.lora_config is not None,
@@ -244,6 +251,28 @@ class LocalEngine:
         self._llm.shutdown()
         self.state = EngineState.STOPPED
         log.info("engine stopped")
+
+
+class EngineSettingsError(ValueError):
+    """vLLM refused the engine arguments at start (invalid parallelism, a context the model cannot hold, ...)."""
+
+
+def _first_error(exc: ValueError) -> str:
+    """vLLM's own words for what is wrong: a pydantic error's message, or the exception's text."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        with contextlib.suppress(Exception):
+            return str(errors()[0]["msg"]).removeprefix("Value error, ")
+    return str(exc)
+
+
+def _parallelism(pc: Any) -> dict[str, int | str]:
+    """The parallelism vLLM put in effect, under its EngineArgs names."""
+    names = ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "data_parallel_size_local")
+    found: dict[str, int | str] = {name: getattr(pc, name) for name in names if hasattr(pc, name)}
+    found["distributed_executor_backend"] = str(pc.distributed_executor_backend or "uni")
+    found["nnodes"] = getattr(pc, "nnodes", 1)
+    return found
 
 
 def _file_logging(log_file: Path) -> Any:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcp_llm.engine.base import Adapter, EngineBackend, EngineState, EngineStats
-from mcp_llm.errors import Unavailable
+from mcp_llm.errors import Retryable, Unavailable
 from mcp_llm.schemas import ChatMessage, Completion, EngineConfig, SamplingOptions
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class EngineSpec:
 Starter = Callable[[EngineSpec], Awaitable[EngineBackend]]
 
 
-class SwapAborted(Unavailable):
+class SwapAborted(Retryable):
     """A request was still running when a swap's drain timed out and was aborted; it can be sent again."""
 
 
@@ -65,6 +65,11 @@ class SwappableEngine:
     @property
     def model_name(self) -> str:
         return self._engine.model_name
+
+    @property
+    def backend(self) -> str:
+        """`local` (in-process vLLM) or `openai` (a remote vLLM server)."""
+        return self._engine.backend
 
     @property
     def max_model_len(self) -> int:

@@ -13,10 +13,11 @@ from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field, model_validator
 
 from mcp_llm.adapters import AdapterInfo, AdapterRegistry, check_adapter
+from mcp_llm.engine.base import Adapter
 from mcp_llm.errors import InputError
 from mcp_llm.schemas import ChatMessage
 from mcp_llm.services import Services
-from mcp_llm.tools.common import services, tool_errors
+from mcp_llm.tools.common import require_local_engine, services, tool_errors
 from mcp_llm.tools.models import serving
 from mcp_llm.workers.runner import run_worker
 
@@ -48,6 +49,21 @@ class TrainResult(BaseModel):
     train_seconds: float
     adapter_bytes: int
     held_out: list[dict] = Field(description="Held-out inputs with the base model's and the adapter's answers.")
+
+
+REMOTE_ADAPTERS = (
+    "Serve adapters on the remote deployment (`vllm serve --enable-lora --lora-modules NAME=PATH`): "
+    "they are then usable as `adapter` in generate and batch."
+)
+
+
+def resolve_adapter(svc: Services, name: str | None) -> Adapter | None:
+    """The adapter a request names: a registered one, or with the remote backend one the remote serves."""
+    if name is None:
+        return None
+    if svc.engine.backend != "local":
+        return svc.engine.current.adapter(name)  # type: ignore[attr-defined]
+    return registry(svc).resolve(name)
 
 
 def registry(svc: Services) -> AdapterRegistry:
@@ -86,6 +102,7 @@ async def import_adapter(
     """Register a peft LoRA adapter: checked against the serving model (base model, rank, target modules,
     weights), copied into the adapter store, usable at once as `adapter` in generate and batch."""
     svc = services(ctx)
+    require_local_engine(svc, "import_adapter", REMOTE_ADAPTERS)
     reg = registry(svc)
     source = reg.inside_data_dir(path)
     target = reg.new_path(name)
@@ -119,6 +136,7 @@ async def train_adapter(
     `held_out` inputs, the base model's answer next to the adapter's.
     """
     svc = services(ctx)
+    require_local_engine(svc, "train_adapter", REMOTE_ADAPTERS)
     if not 2 <= len(examples) <= 500:
         raise InputError(f"Give 2 to 500 examples (got {len(examples)}).")
     if rank > max_rank(svc):
@@ -168,6 +186,7 @@ async def merge_adapters(
     """Merge registered adapters into a new one (peft `add_weighted_adapter`, in a worker process), register
     it and make it usable at once. Sources must share a rank; weights default to equal shares."""
     svc = services(ctx)
+    require_local_engine(svc, "merge_adapters", REMOTE_ADAPTERS)
     reg = registry(svc)
     found = [reg.get(source) for source in sources]
     if weights is not None and len(weights) != len(sources):

@@ -104,9 +104,8 @@ def with_adapters(items: list[dict], svc: Services, default: str | None, per_ite
     """Attach each item's adapter (resolved now, so a resumed job still has its folder); InputError if unknown."""
     if per_item is not None and len(per_item) != len(items):
         raise InputError(f"item_adapters has {len(per_item)} entries for {len(items)} items: give one per item.")
-    reg = adapters.registry(svc)
     for item, name in zip(items, per_item or [None] * len(items), strict=True):
-        resolved = reg.resolve(name or default)
+        resolved = adapters.resolve_adapter(svc, name or default)
         if resolved is not None:
             item["adapter"] = {"name": resolved.name, "path": resolved.path}
 

@@ -97,3 +97,12 @@ def strict_tool(fn: Callable[..., Any]) -> Tool:
     tool.fn_metadata.arg_model = strict
     tool.parameters = strict.model_json_schema(by_alias=True)
     return tool
+
+
+def require_local_engine(svc: Services, tool: str, instead: str) -> None:
+    """InputError when the server serves a remote vLLM deployment: `tool` needs the engine in this process."""
+    if svc.engine.backend != "local":
+        raise InputError(
+            f"`{tool}` needs the in-process engine, and this server forwards to the remote vLLM server at "
+            f"{svc.settings.base_url} (--backend openai). {instead}"
+        )

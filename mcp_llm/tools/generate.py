@@ -7,6 +7,7 @@ from typing import Annotated
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from mcp_llm.engine.base import routing_key
 from mcp_llm.inference import check_json_schema, parse_structured, prompt_token_ids
 from mcp_llm.schemas import ChatMessage, GenerateResult, SamplingOptions, TokenCount
 from mcp_llm.tools import adapters
@@ -42,8 +43,9 @@ async def generate(
     svc = services(ctx)
     check_json_schema(sampling.json_schema)
     token_ids = prompt_token_ids(svc.engine, prompt, messages)
-    lora = adapters.registry(svc).resolve(adapter)
+    lora = adapters.resolve_adapter(svc, adapter)
     client = client_name(ctx)
+    routing_key.set(client)  # a session-routing router in front of a remote vLLM keeps a client on one replica
     with svc.limiter.slot(client):  # a busy error past the in-flight bounds, never an unbounded queue
         completion = await svc.recorder.complete(token_ids, sampling, client=client, kind="generate", adapter=lora)
     parsed = parse_structured(completion, sampling.json_schema)

