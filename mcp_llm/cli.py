@@ -26,6 +26,7 @@ log = logging.getLogger("mcp_llm")
 def _log_to_stderr(level: str) -> None:
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per remote request otherwise
 
 
 def serve(settings: Settings) -> None:

@@ -21,13 +21,19 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
     @mcp.custom_route("/health", methods=["GET"])
     async def health(_: Request) -> JSONResponse:
         """200 with the engine state when it serves, 503 otherwise."""
-        body: dict = {"status": runtime.state.value}
-        if runtime.detail:
-            body["detail"] = runtime.detail
+        state, detail = runtime.state, runtime.detail
+        body: dict = {}
         if runtime.services is not None:
             engine = runtime.services.engine
-            body |= {"model": engine.model_name, "running_requests": engine.num_unfinished_requests()}
-        return JSONResponse(body, status_code=200 if runtime.state is EngineState.READY else 503)
+            body = {
+                "model": engine.model_name,
+                "backend": engine.backend,
+                "running_requests": engine.num_unfinished_requests(),
+            }
+            if state is EngineState.READY and engine.state is not EngineState.READY:  # a remote vLLM gone away
+                state, detail = engine.state, getattr(engine.current, "detail", "")
+        body = {"status": state.value, **({"detail": detail} if detail else {}), **body}
+        return JSONResponse(body, status_code=200 if state is EngineState.READY else 503)
 
     @mcp.custom_route("/metrics", methods=["GET"])
     async def metrics(request: Request) -> Response:
