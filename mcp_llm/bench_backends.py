@@ -105,6 +105,10 @@ def figures(done: list[dict], wall_s: float) -> dict:
     }
 
 
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
 def format_table(stages: dict[str, dict], ratios: dict[str, float]) -> str:
     lines = [
         f"{'stage':<16} {'requests':>8} {'tokens':>7} {'wall s':>7} {'tok/s':>7} "
@@ -115,7 +119,7 @@ def format_table(stages: dict[str, dict], ratios: dict[str, float]) -> str:
         ttft = (r.get("ttft_ms") or {}).get("p50")
         lines.append(
             f"{name:<16} {r['requests']:>8} {r['output_tokens']:>7} {r['wall_s']:>7.1f} {r['tok_per_s']:>7.1f} "
-            f"{e2e if e2e is None else round(e2e):>11} {ttft if ttft is None else round(ttft):>12}"
+            f"{_ms(e2e):>11} {_ms(ttft):>12}"
         )
     lines += [f"{name}: {value:.2f}" for name, value in ratios.items()]
     return "\n".join(lines)

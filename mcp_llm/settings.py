@@ -33,6 +33,7 @@ PARALLEL_FIELDS = (
     "node_rank",
     "master_addr",
     "master_port",
+    "disable_custom_all_reduce",
 )
 # Fields that map one-to-one onto vLLM's AsyncEngineArgs.
 ENGINE_FIELDS = (
@@ -82,6 +83,9 @@ class Settings(BaseSettings):
     node_rank: int | None = Field(None, ge=0, description="This node's rank (0 = the head, where we run).")
     master_addr: str | None = Field(None, description="Head node address for multi-node `mp`.")
     master_port: int | None = Field(None, ge=1, le=65535)
+    disable_custom_all_reduce: bool | None = Field(
+        None, description="Tensor parallelism over NCCL only (where GPUs cannot share memory over CUDA IPC)."
+    )
     enable_prefix_caching: bool | None = None
     enforce_eager: bool | None = Field(
         None, description="None = eager on CPU (compiling gained nothing measurable there), compiled on GPU."

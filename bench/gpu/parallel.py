@@ -17,7 +17,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-LAYOUTS = {"tp1": {}, "tp2": {"tensor_parallel_size": 2}, "dp2": {"data_parallel_size": 2}}
+LAYOUTS = {
+    "tp1": {},
+    "tp2": {"tensor_parallel_size": 2},
+    # vLLM's custom all-reduce (CUDA IPC between the GPUs) hit cudaErrorIllegalAddress on the lent machine
+    "tp2-nccl": {"tensor_parallel_size": 2, "disable_custom_all_reduce": True},
+    "tp2-nccl-eager": {"tensor_parallel_size": 2, "disable_custom_all_reduce": True, "enforce_eager": True},
+    "dp2": {"data_parallel_size": 2},
+}
 
 
 def gpu_sampler(out: Path) -> subprocess.Popen:
