@@ -8,11 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.request_state import RequestStateSecurity
+from mcp_types import Tool as MCPTool
 
 from mcp_llm import auth, http, prompts, resources, tools
 from mcp_llm.engine.base import EngineState
 from mcp_llm.services import Runtime, Services, open_services
 from mcp_llm.settings import Settings
+from mcp_llm.tasks import Tasks, mark_task_tools
 
 log = logging.getLogger(__name__)
 
@@ -36,26 +39,38 @@ async def _serve_engine(settings: Settings, runtime: Runtime, stop: asyncio.Even
         log.exception("the engine failed to start")
 
 
+class Server(MCPServer):
+    """MCPServer whose tool listing marks the tools that take task-augmented calls."""
+
+    async def list_tools(self) -> list[MCPTool]:
+        return mark_task_tools(await super().list_tools())
+
+
 def create_app(settings: Settings, shared: Services | None = None, tokens: dict[str, str] | None = None) -> MCPServer:
     """An MCPServer whose lifespan owns an engine, or borrows `shared` (tests share one engine).
     With `tokens` (token → client name), Streamable HTTP requires one of them as a bearer token."""
     runtime = Runtime(start_timeout_s=settings.engine_start_timeout_s)
+    task_extension = Tasks(runtime)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[Runtime]:
         if shared is not None:
             runtime.set(EngineState.READY, shared)
-            yield runtime
+            try:
+                yield runtime
+            finally:
+                await task_extension.close()
             return
         stop = asyncio.Event()
         engine = asyncio.create_task(_serve_engine(settings, runtime, stop))
         try:
             yield runtime
         finally:
+            await task_extension.close()
             stop.set()
             await engine
 
-    mcp = MCPServer(
+    mcp = Server(
         "mcp-llm",
         title="mcp-llm: vLLM serving for agents",
         instructions=INSTRUCTIONS,
@@ -64,6 +79,10 @@ def create_app(settings: Settings, shared: Services | None = None, tokens: dict[
         tools=tools.all_tools(),
         token_verifier=auth.StaticTokens(tokens) if tokens else None,
         auth=auth.auth_settings(settings) if tokens else None,
+        extensions=[task_extension],
+        request_state_security=RequestStateSecurity(keys=settings.request_state_keys)
+        if settings.request_state_keys
+        else None,
     )
     resources.register(mcp, runtime)
     prompts.register(mcp, prompts.load_prompts(settings.prompts_dir))

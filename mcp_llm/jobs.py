@@ -45,8 +45,15 @@ class JobProgress:
     def message(self) -> str:
         elapsed = time.monotonic() - self.started
         rate = self.output_tokens / elapsed if elapsed > 0 else 0.0
-        eta = f", ETA {elapsed / self.done * (self.total - self.done):.0f}s" if 0 < self.done < self.total else ""
-        return f"{self.done}/{self.total} items, {self.failed} failed, {rate:.0f} tok/s{eta}"
+        eta = f", ETA {_duration(elapsed / self.done * (self.total - self.done))}" if 0 < self.done < self.total else ""
+        return (
+            f"{self.done}/{self.total} items, {self.failed} failed, {rate:.0f} tok/s, {_duration(elapsed)} so far{eta}"
+        )
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
 
 
 class JobRunner:

@@ -108,3 +108,28 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
             raise ResourceNotFoundError(str(exc)) from exc
         items = [item_of(r).model_dump() for r in svc.store.items(job_id, limit=JOB_PAGE)]
         return json.dumps({"job": status.model_dump(), "items": items}, indent=2)
+
+    @mcp.resource(
+        "jobs://{job_id}/results/{page}",
+        name="job-results-page",
+        title="Batch job results, one page",
+        description="Page N (from 1) of a job's results in input order, each page at most max_result_chars of "
+        "JSON; `next` names the following page (null on the last).",
+        mime_type="application/json",
+    )
+    async def job_results_page(job_id: str, page: str) -> str:
+        from mcp_llm.tools.batch import page_bounds
+
+        svc = await ready()
+        try:
+            job_status_of(svc, job_id)
+        except InputError as exc:
+            raise ResourceNotFoundError(str(exc)) from exc
+        bounds = page_bounds(svc, job_id)
+        if not page.isdigit() or not 1 <= int(page) <= len(bounds):
+            raise ResourceNotFoundError(f"Job {job_id} has results pages 1 to {len(bounds)}; there is no page {page}.")
+        offset, count = bounds[int(page) - 1]
+        items = [item_of(r).model_dump() for r in svc.store.items(job_id, offset=offset, limit=count)]
+        following = f"jobs://{job_id}/results/{int(page) + 1}" if int(page) < len(bounds) else None
+        body = {"job_id": job_id, "page": int(page), "pages": len(bounds), "offset": offset, "items": items}
+        return json.dumps(body | {"next": following})

@@ -157,6 +157,8 @@ class BatchResult(BaseModel):
     results: list[BatchItem] | None = Field(None, description="Null with wait=false: use job_results later.")
     elapsed_s: float | None = None
     output_tokens_per_s: float | None = None
+    results_omitted: int = Field(0, description="Results left out of this reply for size (read results_uri).")
+    results_uri: str | None = Field(None, description="First page of the results when they were too large to inline.")
 
 
 class FlowStep(BaseModel):

@@ -124,6 +124,11 @@ class Settings(BaseSettings):
         False, description="HTTP without sessions: any replica behind a load balancer can take any request."
     )
     json_response: bool = Field(False, description="Answer HTTP requests with JSON instead of SSE streams.")
+    request_state_keys: list[str] | None = Field(
+        None,
+        description="Secrets sealing 2026-07-28 requestState (first seals, all unseal): give every replica behind "
+        "a load balancer the same ones, or a round trip that lands on another replica is rejected.",
+    )
 
     # --- ours ---
     data_dir: Path = Field(default_factory=_default_data_dir, description="Database (jobs, request log) lives here.")
@@ -151,7 +156,13 @@ class Settings(BaseSettings):
     engine_start_timeout_s: float = Field(900.0, gt=0, description="How long a call waits for the engine to start.")
     drain_timeout_s: float = Field(10.0, ge=0, description="On shutdown, how long in-flight requests may finish.")
     max_batch_items: int = Field(10_000, ge=1, description="Most items one `batch` call may hold.")
-    progress_interval_s: float = Field(0.5, gt=0, description="Most often a long tool reports progress.")
+    progress_interval_s: float = Field(
+        0.5, gt=0, description="How often a long tool reports progress, also when nothing finished (keep-alive)."
+    )
+    max_result_chars: int = Field(
+        60_000, ge=1000, description="Larger tool results become a summary and a link to paged results."
+    )
+    task_poll_interval_ms: int = Field(1000, ge=100, description="Polling interval suggested to clients of tasks.")
     flush_interval_s: float = Field(0.2, gt=0, description="How often buffered results are written to SQLite.")
     metrics_window_s: float = Field(60.0, gt=0, description="Sliding window for percentiles and rates.")
     sampling_fallback: bool = Field(False, description="When a client cannot sample, let our engine reason.")

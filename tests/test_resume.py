@@ -5,12 +5,14 @@ from __future__ import annotations
 import subprocess
 
 import anyio
+import mcp_types as types
 import pytest
 from mcp import Client
 
 from mcp_llm.bench import free_port
 from tests.conftest import REPO, SERVER_CMD, server_env
 from tests.servers import assert_all_gone, descendants, wait_healthy
+from tests.test_tasks import poll, start_task
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -33,7 +35,8 @@ async def status_of(client: Client, job_id: str) -> dict:
     return (await client.call_tool("job_status", {"job_id": job_id})).structured_content
 
 
-async def test_job_survives_sigkill_and_completes_after_restart(tmp_path) -> None:
+@pytest.mark.parametrize("via", ["tool", "task"])  # a `batch` with wait=false, or a 2025-11-25 task
+async def test_job_survives_sigkill_and_completes_after_restart(tmp_path, via: str) -> None:
     log = (tmp_path / "server.log").open("w")
     port = free_port()
     url = f"http://127.0.0.1:{port}/mcp"
@@ -41,18 +44,22 @@ async def test_job_survives_sigkill_and_completes_after_restart(tmp_path) -> Non
     second = None
     try:
         await wait_healthy(f"http://127.0.0.1:{port}/health", first, tmp_path / "server.log")
-        async with Client(url, read_timeout_seconds=60) as client:
-            started = await client.call_tool(
-                "batch",
-                {
-                    "prompts": [f"Chapter {i}." for i in range(ITEMS)],
-                    "max_tokens": TOKENS,
-                    "ignore_eos": True,
-                    "temperature": 0,
-                    "wait": False,
-                },
-            )
-            job_id = started.structured_content["job"]["job_id"]
+        async with Client(url, read_timeout_seconds=60, mode="legacy") as client:
+            arguments = {
+                "prompts": [f"Chapter {i}." for i in range(ITEMS)],
+                "max_tokens": TOKENS,
+                "ignore_eos": True,
+                "temperature": 0,
+            }
+            if via == "task":
+                task_id = (await start_task(client, "batch", arguments)).task_id
+                with anyio.fail_after(30):
+                    while not (jobs := (await client.call_tool("list_jobs", {})).structured_content["result"]):
+                        await anyio.sleep(0.1)
+                job_id = jobs[0]["job_id"]
+            else:
+                started = await client.call_tool("batch", arguments | {"wait": False})
+                job_id = started.structured_content["job"]["job_id"]
             with anyio.fail_after(300):  # wait until some, not all, items are done
                 while (done := await status_of(client, job_id))["completed"] < WAVE:
                     await anyio.sleep(0.1)
@@ -65,7 +72,12 @@ async def test_job_survives_sigkill_and_completes_after_restart(tmp_path) -> Non
         second = start_http_server(tmp_path, port, log)
         await wait_healthy(f"http://127.0.0.1:{port}/health", second, tmp_path / "server.log")
         assert_all_gone(engine_processes, timeout=5)  # the restart ended the dead server's engine
-        async with Client(url, read_timeout_seconds=60) as client:
+        async with Client(url, read_timeout_seconds=60, mode="legacy") as client:
+            if via == "task":  # the task answers from its job, which resumed
+                assert (await poll(client, task_id, timeout=600))[-1].status == "completed"
+                request = types.GetTaskPayloadRequest(params=types.GetTaskPayloadRequestParams(task_id=task_id))
+                from_task = await client.session.send_request(request, types.CallToolResult)
+                assert [r["index"] for r in from_task.structured_content["results"]] == list(range(ITEMS))
             with anyio.fail_after(600):
                 while (status := await status_of(client, job_id))["status"] != "completed":
                     await anyio.sleep(0.5)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,7 @@ class SwappableEngine:
         self._lock = asyncio.Lock()
         self._tokenizer_changed = False
         self.swaps = 0
+        self.last_swap_s: float | None = None  # how long the last swap kept new requests waiting
 
     # --- forwarded ---
     @property
@@ -140,6 +142,7 @@ class SwappableEngine:
         """
         async with self._lock:
             self._open.clear()
+            started = time.monotonic()
             old, old_spec = self._engine, self.spec
             try:
                 log.info("swapping %s -> %s: draining (up to %.0f s)", old.model_name, spec.name, drain_timeout_s)
@@ -162,4 +165,5 @@ class SwappableEngine:
                 self.swaps += 1
                 return new
             finally:
+                self.last_swap_s = time.monotonic() - started
                 self._open.set()

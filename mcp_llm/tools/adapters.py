@@ -17,7 +17,7 @@ from mcp_llm.engine.base import Adapter
 from mcp_llm.errors import InputError
 from mcp_llm.schemas import ChatMessage
 from mcp_llm.services import Services
-from mcp_llm.tools.common import require_local_engine, services, tool_errors
+from mcp_llm.tools.common import report_progress, require_local_engine, services, tool_errors
 from mcp_llm.tools.models import serving
 from mcp_llm.workers.runner import run_worker
 
@@ -79,7 +79,7 @@ async def peft_worker(ctx: Context, svc: Services, module: str, job: dict) -> di
     """Run a peft worker (`mcp_llm.workers.<module>`) with this venv's Python, its progress forwarded."""
 
     async def progress(done: float, total: float | None, message: str) -> None:
-        await ctx.report_progress(done, total, message)
+        await report_progress(ctx, done, total, message)
 
     return await run_worker(
         module, job, python=Path(sys.executable), timeout_s=svc.settings.worker_timeout_s, on_progress=progress

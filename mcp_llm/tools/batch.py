@@ -6,6 +6,7 @@ import time
 from typing import Annotated
 
 from mcp.server.mcpserver import Context
+from mcp_types import CallToolResult, ResourceLink, TextContent
 from pydantic import Field
 
 from mcp_llm.errors import InputError
@@ -25,7 +26,14 @@ from mcp_llm.schemas import (
 )
 from mcp_llm.services import Services
 from mcp_llm.tools import adapters
-from mcp_llm.tools.common import client_name, flat_sampling_options, services, tool_errors
+from mcp_llm.tools.common import (
+    client_name,
+    current_task,
+    flat_sampling_options,
+    report_progress,
+    services,
+    tool_errors,
+)
 from mcp_llm.tools.generate import AdapterArg
 
 JobIdArg = Annotated[str, Field(description="The id `batch` returned.", min_length=1, max_length=64)]
@@ -138,11 +146,13 @@ async def batch(
     items = batch_inputs(prompts, messages, svc.settings.max_batch_items)
     with_adapters(items, svc, adapter, item_adapters)
     job_id = svc.jobs.submit(items, sampling, client_name(ctx))
+    if (hooks := current_task.get()) is not None:
+        hooks.on_job(job_id)
     if not wait:
         return BatchResult(job=job_status_of(svc, job_id))
 
     async def report(progress: JobProgress) -> None:
-        await ctx.report_progress(progress.done, progress.total, progress.message())
+        await report_progress(ctx, progress.done, progress.total, progress.message())
 
     started = time.monotonic()
     try:
@@ -150,15 +160,59 @@ async def batch(
     except BaseException:  # the client cancelled or left: stop the job's engine requests too
         await svc.jobs.cancel(job_id)
         raise
-    elapsed = time.monotonic() - started
-    rows = svc.store.items(job_id, limit=len(items))
+    return batch_result(svc, job_id, time.monotonic() - started)
+
+
+def batch_result(svc: Services, job_id: str, elapsed: float | None = None) -> BatchResult | CallToolResult:
+    """A finished job's results in input order; past `max_result_chars` a summary with a link to the
+    paged `jobs://{job_id}/results/{page}` resource instead (nothing is cut silently)."""
+    job = job_status_of(svc, job_id)
+    rows = svc.store.items(job_id, limit=job.total)
     tokens = sum(r["completion_tokens"] or 0 for r in rows)
-    return BatchResult(
-        job=job_status_of(svc, job_id),
-        results=[item_of(r) for r in rows],
-        elapsed_s=elapsed,
-        output_tokens_per_s=tokens / elapsed if elapsed > 0 else None,
+    rate = tokens / elapsed if elapsed else None
+    full = BatchResult(job=job, results=[item_of(r) for r in rows], elapsed_s=elapsed, output_tokens_per_s=rate)
+    text = full.model_dump_json()
+    if len(text) <= svc.settings.max_result_chars:
+        return full
+    pages = result_pages(svc, job_id)
+    summary = BatchResult(
+        job=job, elapsed_s=elapsed, output_tokens_per_s=rate, results_omitted=len(rows), results_uri=pages[0]
     )
+    note = (
+        f"Job {job_id}: {job.completed} items done, {job.failed} failed. The {len(rows)} results ({len(text):,} "
+        f"characters) are over this server's max_result_chars ({svc.settings.max_result_chars:,}), so they are not "
+        f"inline: read the {len(pages)} pages of jobs://{job_id}/results/{{page}} (page 1 is linked), or call "
+        "job_results with offset/limit/max_chars."
+    )
+    link = ResourceLink(
+        type="resource_link",
+        uri=pages[0],
+        name=f"job-{job_id}-results",
+        mime_type="application/json",
+        description=f"{len(rows)} results in {len(pages)} pages (each page names the next)",
+    )
+    return CallToolResult(
+        content=[TextContent(type="text", text=note), link], structured_content=summary.model_dump(mode="json")
+    )
+
+
+def result_pages(svc: Services, job_id: str) -> list[str]:
+    """URIs of the pages a job's results split into (each page at most max_result_chars of JSON)."""
+    return [f"jobs://{job_id}/results/{n + 1}" for n in range(len(page_bounds(svc, job_id)))]
+
+
+def page_bounds(svc: Services, job_id: str) -> list[tuple[int, int]]:
+    """(offset, count) of each results page: items in order, a page closed before it would pass the bound."""
+    bound, bounds, start, size = svc.settings.max_result_chars, [], 0, 0
+    rows = svc.store.items(job_id, limit=1_000_000)
+    for i, row in enumerate(rows):
+        length = len(item_of(row).model_dump_json()) + 1
+        if i > start and size + length > bound:
+            bounds.append((start, i - start))
+            start, size = i, 0
+        size += length
+    bounds.append((start, len(rows) - start))
+    return bounds
 
 
 @tool_errors
@@ -173,11 +227,21 @@ async def job_results(
     job_id: JobIdArg,
     offset: Annotated[int, Field(ge=0, description="First item index of the page.")] = 0,
     limit: Annotated[int, Field(ge=1, le=1000, description="Items per page.")] = 100,
+    max_chars: Annotated[
+        int | None, Field(ge=1000, description="Also end the page before its JSON passes this many characters.")
+    ] = None,
 ) -> JobResults:
-    """A page of a job's results in input order (pending items show status pending)."""
+    """A page of a job's results in input order (pending items show status pending); pages by count
+    (`limit`) and by size (`max_chars`, default the server's max_result_chars); `next_offset` continues."""
     svc = services(ctx)
     job = job_status_of(svc, job_id)
-    rows = svc.store.items(job_id, offset=offset, limit=limit)
+    bound = max_chars or svc.settings.max_result_chars
+    rows, size = [], 0
+    for row in svc.store.items(job_id, offset=offset, limit=limit):
+        size += len(item_of(row).model_dump_json()) + 1
+        if rows and size > bound:
+            break
+        rows.append(row)
     end = offset + len(rows)
     return JobResults(
         job=job, offset=offset, items=[item_of(r) for r in rows], next_offset=end if end < job.total else None

