@@ -184,6 +184,13 @@ class Settings(BaseSettings):
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
 
+    @field_validator("request_state_keys")
+    @classmethod
+    def _keys_are_long(cls, keys: list[str] | None) -> list[str] | None:
+        if keys and any(len(key.encode()) < 32 for key in keys):
+            raise ValueError("each key must be at least 32 bytes: make one with `openssl rand -hex 32`")
+        return keys or None
+
     @model_validator(mode="after")
     def _backend_has_url(self) -> Settings:
         if self.backend == "openai" and not self.base_url:

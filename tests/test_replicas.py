@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 from mcp import Client
+from prometheus_client.parser import text_string_to_metric_families
 
 from mcp_llm.vllm_server import VllmServer
 from tests.servers import http_server
@@ -18,7 +20,19 @@ ITEMS = 12
 
 
 def replica_flags(url: str) -> list[str]:
-    return ["--backend", "openai", "--base-url", url, "--stateless-http", "true", "--job-lease-s", "3"]
+    return ["--backend", "openai", "--base-url", url, "--stateless-http", "--job-lease-s", "3"]
+
+
+async def remote_running(url: str) -> float:
+    """Requests the remote vLLM is running now, from its /metrics."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{url}/metrics")).text
+    return sum(
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "vllm:num_requests_running"
+    )
 
 
 async def status(url: str, job_id: str) -> dict:
@@ -28,7 +42,7 @@ async def status(url: str, job_id: str) -> dict:
 
 async def test_two_replicas_share_jobs_and_take_over_a_dead_ones(tmp_path: Path, vllm_remote: VllmServer) -> None:
     shared = tmp_path / "shared"
-    env = {"MCP_LLM_DATA_DIR": str(shared), "MCP_LLM_REQUEST_STATE_KEYS": '["a-shared-secret-for-tests"]'}
+    env = {"MCP_LLM_DATA_DIR": str(shared), "MCP_LLM_REQUEST_STATE_KEYS": '["' + "0123456789abcdef" * 4 + '"]'}
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     flags = replica_flags(vllm_remote.url)
@@ -42,9 +56,11 @@ async def test_two_replicas_share_jobs_and_take_over_a_dead_ones(tmp_path: Path,
         async with Client(b.url) as client:  # the other replica sees A's job and can cancel it
             assert (await client.call_tool("job_status", {"job_id": job_id})).structured_content["total"] == ITEMS
             await client.call_tool("cancel_job", {"job_id": doomed_id})
-        with anyio.fail_after(60):
-            while (await status(b.url, job_id))["completed"] < 2:
-                await anyio.sleep(0.2)
+        with anyio.fail_after(60):  # the items run at once and end together: kill A while vLLM decodes them
+            while await remote_running(vllm_remote.url) < ITEMS:
+                await anyio.sleep(0.1)
+        await anyio.sleep(1.0)
+        assert (await status(b.url, job_id))["completed"] < ITEMS
         a.proc.kill()  # replica A dies mid-job; its lease runs out and B takes the job over
         a.proc.wait(timeout=30)
         with anyio.fail_after(300):
