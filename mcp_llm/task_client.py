@@ -67,3 +67,26 @@ async def get_task(session: Any, task_id: str) -> dict[str, Any]:
 async def cancel_task(session: Any, task_id: str) -> dict[str, Any]:
     request = types.CancelTaskRequest(params=types.CancelTaskRequestParams(task_id=task_id))
     return await session.send_request(request, TypeAdapter(dict[str, Any]))
+
+
+def admit_legacy_task_results() -> None:
+    """mcp 2.3 defines the 2025-11-25 task types, but its check of `tools/call` results at that revision (the
+    server's before sending, the client's on receipt over a real transport) admits only CallToolResult, though
+    that revision answers a task-augmented call with CreateTaskResult. Admit exactly that shape, validated
+    against the SDK's own 2025-11-25 model; all else is unchanged. The server calls this; a Python client of
+    the SDK that makes 2025-11-25 task-augmented calls calls it too."""
+    from mcp_types import _v2025_11_25 as wire
+    from mcp_types import methods
+
+    original = methods.serialize_server_result
+    if getattr(original, "admits_tasks", False):
+        return
+
+    def serialize(method: str, version: str, data: Any, **kwargs: Any) -> dict[str, Any]:
+        if method == "tools/call" and version == "2025-11-25" and "task" in data and "content" not in data:
+            model = wire.CreateTaskResult.model_validate(data, by_name=False)
+            return model.model_dump(by_alias=True, mode="json", exclude_none=True)
+        return original(method, version, data, **kwargs)
+
+    serialize.admits_tasks = True  # type: ignore[attr-defined]
+    methods.serialize_server_result = serialize

@@ -28,6 +28,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
 from mcp_llm.services import Runtime, Services
+from mcp_llm.task_client import admit_legacy_task_results
 from mcp_llm.tools.common import TaskHooks, current_task
 
 TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
@@ -92,7 +93,7 @@ class Tasks(Extension):
         self.runtime = runtime
         self._live: dict[str, asyncio.Task] = {}
         self._messages: dict[str, str] = {}
-        _admit_legacy_create_task_result()
+        admit_legacy_task_results()
 
     # --- starting a task ---
     def _wants_task(self, params: types.CallToolRequestParams, ctx: Any) -> bool:
@@ -259,24 +260,3 @@ def mark_task_tools(tools: list[types.Tool]) -> list[types.Tool]:
     """Tool listings that say which tools take task-augmented calls (2025-11-25 `execution.taskSupport`)."""
     optional = types.ToolExecution(task_support="optional")
     return [t.model_copy(update={"execution": optional}) if t.name in TASK_TOOLS else t for t in tools]
-
-
-def _admit_legacy_create_task_result() -> None:
-    """mcp 2.3 defines the 2025-11-25 task types, but its outbound check for `tools/call` at that revision
-    admits only CallToolResult, though that revision answers a task-augmented call with CreateTaskResult.
-    Admit exactly that shape (validated against the SDK's own 2025-11-25 model); all else is unchanged."""
-    from mcp_types import _v2025_11_25 as wire
-    from mcp_types import methods
-
-    original = methods.serialize_server_result
-    if getattr(original, "admits_tasks", False):
-        return
-
-    def serialize(method: str, version: str, data: Any, **kwargs: Any) -> dict[str, Any]:
-        if method == "tools/call" and version == LEGACY and "task" in data and "content" not in data:
-            model = wire.CreateTaskResult.model_validate(data, by_name=False)
-            return model.model_dump(by_alias=True, mode="json", exclude_none=True)
-        return original(method, version, data, **kwargs)
-
-    serialize.admits_tasks = True  # type: ignore[attr-defined]
-    methods.serialize_server_result = serialize

@@ -15,7 +15,7 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import TypeAdapter
 
 from mcp_llm.services import Services
-from mcp_llm.task_client import TaskPolling, cancel_task, get_task
+from mcp_llm.task_client import TaskPolling, admit_legacy_task_results, cancel_task, get_task
 
 pytestmark = pytest.mark.anyio
 PROMPTS = [f"Item {i}: name a colour." for i in range(200)]
@@ -23,6 +23,7 @@ PROMPTS = [f"Item {i}: name a colour." for i in range(200)]
 
 async def start_task(client: Client, tool: str, arguments: dict) -> types.Task:
     """A task-augmented tools/call (2025-11-25): returns the task at once."""
+    admit_legacy_task_results()  # the SDK client's result check, as the server's (see task_client)
     params = types.CallToolRequestParams(name=tool, arguments=arguments, task=types.TaskMetadata(ttl=600_000))
     created = await client.session.send_request(types.CallToolRequest(params=params), types.CreateTaskResult)
     return created.task
