@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from mcp_llm.errors import InputError
 from mcp_llm.schemas import ChatMessage, Completion, EngineConfig, SamplingOptions
@@ -94,6 +94,27 @@ class EngineBackend(Protocol):
     async def shutdown(self, drain_timeout_s: float) -> None:
         """Stop admitting, let in-flight requests finish for up to the timeout, abort the rest, stop."""
         ...
+
+
+class Tokenizing:
+    """Tokens from the served model's own (vLLM-loaded) tokenizer in `self._tokenizer`: shared by the backends,
+    so a prompt counts the same whether the engine is in this process or remote."""
+
+    _tokenizer: Any
+
+    def tokenize_text(self, text: str) -> list[int]:
+        return list(self._tokenizer.encode(text))
+
+    def tokenize_chat(self, messages: list[ChatMessage]) -> list[int]:
+        turns = [m.model_dump() for m in messages]
+        try:
+            text = self._tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+        except Exception as exc:  # jinja raises on turn orders or roles a template does not allow
+            raise InputError(f"The model's chat template rejected these messages: {exc}") from exc
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def detokenize(self, token_ids: list[int]) -> str:
+        return self._tokenizer.decode(token_ids)
 
 
 def output_budget(prompt_tokens: int, max_model_len: int, max_tokens: int) -> int:

@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mcp_llm.engine.base import Adapter, EngineState, EngineStats, output_budget
+from mcp_llm.engine.base import Adapter, EngineState, EngineStats, Tokenizing, output_budget
 from mcp_llm.errors import InputError, Unavailable
-from mcp_llm.schemas import ChatMessage, Completion, EngineConfig, SamplingOptions, Timing, Usage, tokens_per_s
+from mcp_llm.schemas import Completion, EngineConfig, SamplingOptions, Timing, Usage, tokens_per_s
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def _prepare_environment() -> None:
     os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
 
 
-class LocalEngine:
+class LocalEngine(Tokenizing):
     """An `AsyncLLM` in this process (its engine core in a child process)."""
 
     backend = "local"
@@ -129,20 +129,6 @@ class LocalEngine:
             vllm_version=vllm.__version__,
             state=self.state.value,
         )
-
-    def tokenize_text(self, text: str) -> list[int]:
-        return list(self._tokenizer.encode(text))
-
-    def tokenize_chat(self, messages: list[ChatMessage]) -> list[int]:
-        turns = [m.model_dump() for m in messages]
-        try:
-            text = self._tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-        except Exception as exc:  # jinja raises on turn orders or roles a template does not allow
-            raise InputError(f"The model's chat template rejected these messages: {exc}") from exc
-        return list(self._tokenizer.encode(text, add_special_tokens=False))
-
-    def detokenize(self, token_ids: list[int]) -> str:
-        return self._tokenizer.decode(token_ids)
 
     def _sampling_params(self, options: SamplingOptions, max_tokens: int) -> Any:
         from vllm import SamplingParams

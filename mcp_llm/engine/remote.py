@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from mcp_llm.engine.base import Adapter, EngineState, EngineStats, output_budget, routing_key
+from mcp_llm.engine.base import Adapter, EngineState, EngineStats, Tokenizing, output_budget, routing_key
 from mcp_llm.errors import Busy, InputError, Retryable, Unavailable
-from mcp_llm.schemas import ChatMessage, Completion, EngineConfig, SamplingOptions, Timing, Usage, tokens_per_s
+from mcp_llm.schemas import Completion, EngineConfig, SamplingOptions, Timing, Usage, tokens_per_s
 from mcp_llm.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class RemoteUnavailable(Retryable):
     sent again once it is back."""
 
 
-class RemoteEngine:
+class RemoteEngine(Tokenizing):
     """An `EngineBackend` that forwards to a remote vLLM OpenAI-compatible server."""
 
     backend = "openai"
@@ -116,21 +116,6 @@ class RemoteEngine:
                 "Start it with --enable-lora --lora-modules NAME=PATH, or leave `adapter` out."
             )
         return Adapter(name, "")
-
-    # --- tokens ---
-    def tokenize_text(self, text: str) -> list[int]:
-        return list(self._tokenizer.encode(text))
-
-    def tokenize_chat(self, messages: list[ChatMessage]) -> list[int]:
-        turns = [m.model_dump() for m in messages]
-        try:
-            text = self._tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-        except Exception as exc:  # jinja raises on turn orders or roles a template does not allow
-            raise InputError(f"The model's chat template rejected these messages: {exc}") from exc
-        return list(self._tokenizer.encode(text, add_special_tokens=False))
-
-    def detokenize(self, token_ids: list[int]) -> str:
-        return self._tokenizer.decode(token_ids)
 
     # --- requests ---
     def _body(self, token_ids: list[int], options: SamplingOptions, request_id: str, adapter: Adapter | None) -> dict:
