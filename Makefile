@@ -11,10 +11,12 @@ serve: setup
 	.venv/bin/python server.py $(ARGS)
 
 test: setup
+	@scripts/setup_browser.sh
 	.venv/bin/ruff check .
 	.venv/bin/python -m pytest -q $(PYTEST_ARGS)
 
 test-quick: setup
+	@scripts/setup_browser.sh
 	.venv/bin/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 lint: setup

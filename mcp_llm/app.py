@@ -11,7 +11,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.request_state import RequestStateSecurity
 from mcp_types import Tool as MCPTool
 
-from mcp_llm import auth, http, prompts, resources, tools
+from mcp_llm import auth, dashboard, http, prompts, resources, tools
 from mcp_llm.engine.base import EngineState
 from mcp_llm.services import Runtime, Services, open_services
 from mcp_llm.settings import Settings
@@ -74,12 +74,12 @@ def create_app(settings: Settings, shared: Services | None = None, tokens: dict[
         "mcp-llm",
         title="mcp-llm: vLLM serving for agents",
         instructions=INSTRUCTIONS,
-        lifespan=lifespan,
+        lifespan=dashboard.with_history(lifespan, runtime),
         log_level=settings.log_level,
         tools=tools.all_tools(),
         token_verifier=auth.StaticTokens(tokens) if tokens else None,
         auth=auth.auth_settings(settings) if tokens else None,
-        extensions=[task_extension],
+        extensions=[task_extension, dashboard.extension()],
         request_state_security=RequestStateSecurity(keys=settings.request_state_keys)
         if settings.request_state_keys
         else None,
@@ -87,4 +87,5 @@ def create_app(settings: Settings, shared: Services | None = None, tokens: dict[
     resources.register(mcp, runtime)
     prompts.register(mcp, prompts.load_prompts(settings.prompts_dir))
     http.register(mcp, runtime)
+    dashboard.register_route(mcp, tokens)
     return mcp
