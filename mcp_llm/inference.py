@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 
 import jsonschema
 
@@ -56,8 +57,16 @@ def parse_structured(completion: Completion, schema: dict | None) -> object | No
 class Recorder:
     """Runs requests on the engine and records each in the metrics and the request log."""
 
-    def __init__(self, engine: EngineBackend, metrics: Metrics, store: Store, log_text: bool = False) -> None:
+    def __init__(
+        self,
+        engine: EngineBackend,
+        metrics: Metrics,
+        store: Store,
+        log_text: bool = False,
+        salt_for: Callable[[str], str | None] | None = None,
+    ) -> None:
         self.engine, self.metrics, self.store, self.log_text = engine, metrics, store, log_text
+        self.salt_for = salt_for or (lambda client: None)  # the client's prefix-cache tenant (tenancy.py)
 
     async def complete(
         self,
@@ -78,7 +87,8 @@ class Recorder:
             "prompt_tokens": len(token_ids),
         }
         try:
-            completion = await self.engine.generate(token_ids, sampling, uuid.uuid4().hex, adapter)
+            salt = self.salt_for(client)
+            completion = await self.engine.generate(token_ids, sampling, uuid.uuid4().hex, adapter, salt)
         except BaseException as exc:
             status = "error" if isinstance(exc, Exception) else "cancelled"
             self.metrics.observe_error(status)

@@ -105,12 +105,13 @@ class Metrics:
             "errors_in_window": sum(not s.ok for s in samples),
             "requests_per_s": len(samples) / span if samples else 0.0,
             "output_tokens_per_s": sum(s.output_tokens for s in samples) / span if samples else 0.0,
-            "latency_ms": {name: _percentiles([s.values.get(name) for s in samples]) for name in SERIES},
+            "latency_ms": {name: percentiles([s.values.get(name) for s in samples]) for name in SERIES},
             "engine": {
                 "running_requests": stats.running,
                 "waiting_requests": stats.waiting,
                 "kv_cache_usage": stats.kv_cache_usage,
                 "prefix_cache_hit_rate": stats.prefix_cache_hit_rate,
+                "speculative_decoding": stats.speculative(),
             },
             "totals": {
                 "requests": _total(self.requests),
@@ -130,7 +131,7 @@ def _total(metric: Counter) -> float:
     return sum(s.value for family in metric.collect() for s in family.samples if s.name.endswith("_total"))
 
 
-def _percentiles(values: list[float | None]) -> dict[str, float | None]:
+def percentiles(values: list[float | None]) -> dict[str, float | None]:
     data = sorted(v for v in values if v is not None)
     if not data:
         return {"p50": None, "p95": None, "p99": None, "mean": None}

@@ -94,6 +94,45 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
             raise ResourceNotFoundError(str(exc)) from exc
 
     @mcp.resource(
+        "benchmarks://index",
+        name="benchmarks",
+        title="Stored benchmark runs",
+        description="The newest benchmark and tune_serving runs: id, kind, title, when, and their rows.",
+        mime_type="application/json",
+    )
+    async def benchmarks() -> str:
+        rows = (await ready()).store.benchmarks()
+        return json.dumps([r | {"rows": json.loads(r["rows"]), "uri": f"benchmarks://{r['id']}"} for r in rows])
+
+    @mcp.resource(
+        "benchmarks://{benchmark_id}",
+        name="benchmark",
+        title="A benchmark run",
+        description="A stored benchmark or tune_serving run: its request, rows and trace (chart: .../chart).",
+        mime_type="application/json",
+    )
+    async def benchmark(benchmark_id: str) -> str:
+        stored = await stored_benchmark(benchmark_id)
+        body = json.loads(stored["request"]) | {"rows": json.loads(stored["rows"]), "created_at": stored["created_at"]}
+        return json.dumps(body | {"chart": f"benchmarks://{benchmark_id}/chart"})
+
+    @mcp.resource(
+        "benchmarks://{benchmark_id}/chart",
+        name="benchmark-chart",
+        title="A benchmark run's chart",
+        description="The PNG chart of a stored run: throughput, TTFT and end-to-end latency against concurrency.",
+        mime_type="image/png",
+    )
+    async def benchmark_chart(benchmark_id: str) -> bytes:
+        return (await stored_benchmark(benchmark_id))["chart"]
+
+    async def stored_benchmark(benchmark_id: str) -> dict:
+        stored = (await ready()).store.benchmark(benchmark_id)
+        if stored is None:
+            raise ResourceNotFoundError(f"No benchmark {benchmark_id!r}: benchmarks://index lists the stored runs.")
+        return stored
+
+    @mcp.resource(
         "jobs://{job_id}",
         name="job",
         title="Batch job",

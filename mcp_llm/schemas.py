@@ -105,6 +105,7 @@ class EngineConfig(BaseModel):
     kernels: dict[str, str] = Field(
         default_factory=dict, description="Linear kernel vLLM chose per quantization scheme (from its log)."
     )
+    speculative: dict[str, Any] | None = Field(None, description="Speculative decoding in effect (method, tokens).")
     lora: bool = Field(False, description="Whether requests may name a LoRA adapter (--enable-lora).")
     adapters: list[str] = Field(default_factory=list, description="Adapters the engine has loaded so far.")
     vllm_version: str | None = None

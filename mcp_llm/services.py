@@ -22,6 +22,7 @@ from mcp_llm.limits import InflightLimiter
 from mcp_llm.metrics import Metrics
 from mcp_llm.settings import Settings
 from mcp_llm.store import Store
+from mcp_llm.tenancy import cache_salt_for
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,8 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
         raise
     store = Store(settings.database, settings.request_log_max_rows)
     metrics = Metrics(window_s=settings.metrics_window_s)
-    recorder = Recorder(engine, metrics, store, log_text=settings.log_request_text)
+    salt_for = cache_salt_for(settings)
+    recorder = Recorder(engine, metrics, store, log_text=settings.log_request_text, salt_for=salt_for)
     limiter = InflightLimiter(settings.max_inflight_total, settings.max_inflight_per_client)
     jobs = JobRunner(store, recorder, settings.item_retry_s, settings.job_lease_s)
     services = Services(settings, engine, store, metrics, recorder, jobs, limiter, embedder)

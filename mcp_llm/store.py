@@ -106,6 +106,11 @@ class Store:
             pk="id",
             if_not_exists=True,
         )
+        self.db["benchmarks"].create(
+            {"id": str, "created_at": float, "kind": str, "title": str, "request": str, "rows": str, "chart": bytes},
+            pk="id",
+            if_not_exists=True,
+        )
         self.db["items"].create_index(["job_id", "status"], if_not_exists=True)
         self.db["jobs"].create_index(["status"], if_not_exists=True)
 
@@ -222,8 +227,28 @@ class Store:
         """Buffer one request-log row; written at the next flush."""
         self._request_rows.append({"at": time.time(), **row})
 
-    def requests(self, limit: int = 100) -> list[dict]:
-        return list(self.db["requests"].rows_where(order_by="id desc", limit=limit))
+    def requests(self, limit: int = 100, completed_except: str | None = None) -> list[dict]:
+        """The newest request-log rows; with `completed_except`, only completed ones not of that kind."""
+        self.flush()
+        where = "status = 'ok' and kind != ?" if completed_except else None
+        args = [completed_except] if completed_except else None
+        return list(self.db["requests"].rows_where(where, args, order_by="id desc", limit=limit))
+
+    # --- benchmarks ---
+    def save_benchmark(self, row: dict[str, Any]) -> None:
+        """Store one finished benchmark (request and rows as JSON, the chart as PNG bytes)."""
+        self.db["benchmarks"].insert({**row, "created_at": time.time()}, replace=True)
+
+    def benchmark(self, benchmark_id: str) -> dict | None:
+        rows = list(self.db["benchmarks"].rows_where("id = ?", [benchmark_id]))
+        return rows[0] if rows else None
+
+    def benchmarks(self, limit: int = 50) -> list[dict]:
+        """The newest benchmarks, without their charts."""
+        columns = ["id", "created_at", "kind", "title", "rows"]
+        return list(
+            self.db["benchmarks"].rows_where(select=", ".join(columns), order_by="created_at desc", limit=limit)
+        )
 
     # --- writing ---
     def flush(self) -> None:

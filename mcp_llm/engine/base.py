@@ -39,10 +39,24 @@ class EngineStats:
     kv_cache_usage: float = 0.0
     prefix_cache_queries: int = 0
     prefix_cache_hits: int = 0
+    spec_drafts: int = 0  # speculative decoding, lifetime: draft rounds, tokens proposed, tokens accepted
+    spec_draft_tokens: int = 0
+    spec_accepted_tokens: int = 0
 
     @property
     def prefix_cache_hit_rate(self) -> float | None:
         return self.prefix_cache_hits / self.prefix_cache_queries if self.prefix_cache_queries else None
+
+    def speculative(self) -> dict[str, float | int] | None:
+        """Acceptance of speculative decoding, and tokens per verification step (its speed-up bound)."""
+        if not self.spec_drafts:
+            return None
+        return {
+            "draft_tokens": self.spec_draft_tokens,
+            "accepted_tokens": self.spec_accepted_tokens,
+            "acceptance_rate": self.spec_accepted_tokens / max(1, self.spec_draft_tokens),
+            "tokens_per_step": 1 + self.spec_accepted_tokens / self.spec_drafts,
+        }
 
 
 class EngineBackend(Protocol):
@@ -72,9 +86,15 @@ class EngineBackend(Protocol):
     def detokenize(self, token_ids: list[int]) -> str: ...
 
     async def generate(
-        self, token_ids: list[int], options: SamplingOptions, request_id: str, adapter: Adapter | None = None
+        self,
+        token_ids: list[int],
+        options: SamplingOptions,
+        request_id: str,
+        adapter: Adapter | None = None,
+        cache_salt: str | None = None,
     ) -> Completion:
-        """Run one request to completion (with a LoRA adapter if given); cancelling the caller aborts it."""
+        """Run one request to completion (with a LoRA adapter if given; its prefix-cache entries salted with
+        `cache_salt`, so only requests with the same salt share them); cancelling the caller aborts it."""
         ...
 
     async def prompt_logprobs(self, token_ids: list[int], request_id: str) -> list[float]:

@@ -124,6 +124,7 @@ class LocalEngine(Tokenizing):
             parallelism=_parallelism(vc.parallel_config),
             quantization=vc.model_config.quantization,
             kernels=self.kernels(),
+            speculative=_speculative(vc.speculative_config),
             lora=vc.lora_config is not None,
             adapters=self.adapters,
             vllm_version=vllm.__version__,
@@ -170,7 +171,12 @@ class LocalEngine(Tokenizing):
         return sorted({name for name, _ in self._lora_ids})
 
     async def generate(
-        self, token_ids: list[int], options: SamplingOptions, request_id: str, adapter: Adapter | None = None
+        self,
+        token_ids: list[int],
+        options: SamplingOptions,
+        request_id: str,
+        adapter: Adapter | None = None,
+        cache_salt: str | None = None,
     ) -> Completion:
         from vllm.exceptions import VLLMValidationError
 
@@ -182,7 +188,7 @@ class LocalEngine(Tokenizing):
         final = None
         self._inflight.add(request_id)
         try:
-            prompt = {"prompt_token_ids": token_ids}
+            prompt = {"prompt_token_ids": token_ids} | ({"cache_salt": cache_salt} if cache_salt else {})
             async for output in self._llm.generate(prompt, params, request_id, lora_request=lora):
                 final = output
         except VLLMValidationError as exc:
@@ -250,6 +256,16 @@ def _first_error(exc: ValueError) -> str:
         with contextlib.suppress(Exception):
             return str(errors()[0]["msg"]).removeprefix("Value error, ")
     return str(exc)
+
+
+def _speculative(config: Any) -> dict[str, Any] | None:
+    """Speculative decoding in effect: method, tokens per draft, draft model."""
+    if config is None:
+        return None
+    found = {"method": getattr(config, "method", None), "num_speculative_tokens": config.num_speculative_tokens}
+    if getattr(config, "model", None) and found["method"] != "ngram":
+        found["draft_model"] = str(config.model)
+    return found
 
 
 def _parallelism(pc: Any) -> dict[str, int | str]:
@@ -331,6 +347,10 @@ def _stats_recorder(target: EngineStats) -> Any:
             target.kv_cache_usage = scheduler_stats.kv_cache_usage
             target.prefix_cache_queries += scheduler_stats.prefix_cache_stats.queries
             target.prefix_cache_hits += scheduler_stats.prefix_cache_stats.hits
+            if (spec := getattr(scheduler_stats, "spec_decoding_stats", None)) is not None:
+                target.spec_drafts += spec.num_drafts
+                target.spec_draft_tokens += spec.num_draft_tokens
+                target.spec_accepted_tokens += spec.num_accepted_tokens
 
         def log_engine_initialized(self) -> None:
             pass

@@ -141,11 +141,16 @@ class RemoteEngine(Tokenizing):
         return {k: v for k, v in body.items() if v is not None}
 
     async def generate(
-        self, token_ids: list[int], options: SamplingOptions, request_id: str, adapter: Adapter | None = None
+        self,
+        token_ids: list[int],
+        options: SamplingOptions,
+        request_id: str,
+        adapter: Adapter | None = None,
+        cache_salt: str | None = None,
     ) -> Completion:
         if self.state is not EngineState.READY:
             raise RemoteUnavailable(f"The vLLM server at {self.base_url} is unreachable ({self.detail}); retry later.")
-        body = self._body(token_ids, options, request_id, adapter)
+        body = self._body(token_ids, options, request_id, adapter) | ({"cache_salt": cache_salt} if cache_salt else {})
         header = {self._settings.remote_session_header: routing_key.get() or request_id}
         task = asyncio.current_task()
         assert task is not None
@@ -241,6 +246,9 @@ class RemoteEngine(Tokenizing):
         self._stats.kv_cache_usage = totals.get("vllm:kv_cache_usage_perc", 0.0)
         self._stats.prefix_cache_queries = int(totals.get("vllm:prefix_cache_queries_total", 0))
         self._stats.prefix_cache_hits = int(totals.get("vllm:prefix_cache_hits_total", 0))
+        self._stats.spec_drafts = int(totals.get("vllm:spec_decode_num_drafts_total", 0))
+        self._stats.spec_draft_tokens = int(totals.get("vllm:spec_decode_num_draft_tokens_total", 0))
+        self._stats.spec_accepted_tokens = int(totals.get("vllm:spec_decode_num_accepted_tokens_total", 0))
 
     async def _poll_forever(self) -> None:
         while True:

@@ -103,10 +103,15 @@ class SwappableEngine:
         return self._engine.stats()
 
     async def generate(
-        self, token_ids: list[int], options: SamplingOptions, request_id: str, adapter: Adapter | None = None
+        self,
+        token_ids: list[int],
+        options: SamplingOptions,
+        request_id: str,
+        adapter: Adapter | None = None,
+        cache_salt: str | None = None,
     ) -> Completion:
         engine = await self._admit()
-        completion = await engine.generate(token_ids, options, request_id, adapter)
+        completion = await engine.generate(token_ids, options, request_id, adapter, cache_salt)
         if completion.finish_reason == "abort" and engine.state is not EngineState.READY:
             raise SwapAborted(
                 "This request was aborted: the server swapped models and it was still running after "

