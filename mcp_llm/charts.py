@@ -47,6 +47,32 @@ def benchmark_chart(rows: Sequence[LevelRow], title: str) -> bytes:
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize=8)
     figure.suptitle(title, fontsize=11)
+    return _png(figure)
+
+
+def variant_bars(rows: Sequence[LevelRow], title: str) -> bytes:
+    """Variants at one concurrency side by side: output tok/s, and TTFT and end-to-end p95."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=SIZE_IN, dpi=DPI, layout="constrained")
+    labels = [r.variant for r in rows]
+    places = range(len(rows))
+    left.barh(places, [r.output_tokens_per_s for r in rows], color=[f"C{i}" for i in places])
+    left.set_title("Throughput", fontsize=10)
+    left.set_xlabel("output tokens/s")
+    width = 0.4
+    right.barh([p - width / 2 for p in places], [r.ttft_ms["p95"] or 0 for r in rows], width, label="TTFT p95")
+    right.barh([p + width / 2 for p in places], [r.e2e_ms["p95"] or 0 for r in rows], width, label="e2e p95")
+    right.set_title("Latency", fontsize=10)
+    right.set_xlabel("ms")
+    right.legend(fontsize=8)
+    for ax in (left, right):
+        ax.set_yticks(list(places), labels=labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.grid(True, axis="x", alpha=0.3)
+    figure.suptitle(title, fontsize=11)
+    return _png(figure)
+
+
+def _png(figure: plt.Figure) -> bytes:
     out = io.BytesIO()
     figure.savefig(out, format="png")
     plt.close(figure)

@@ -32,7 +32,7 @@ from mcp_llm.task_client import admit_legacy_task_results
 from mcp_llm.tools.common import TaskHooks, current_task
 
 TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
-TASK_TOOLS = frozenset({"batch", "quantize", "train_adapter", "merge_adapters", "benchmark", "tune_serving"})
+TASK_TOOLS = frozenset({"batch", "quantize", "train_adapter", "merge_adapters", "benchmark"})
 LEGACY = "2025-11-25"  # the revision with Tasks in the core spec
 TERMINAL = ("completed", "failed", "cancelled")
 JOB_TO_TASK = {"queued": "working", "running": "working", "completed": "completed"}

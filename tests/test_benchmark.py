@@ -10,11 +10,20 @@ import json
 import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
-from mcp_types import ImageContent, ResourceLink, TextContent
+from mcp_types import (
+    CallToolResult,
+    GetTaskPayloadRequest,
+    GetTaskPayloadRequestParams,
+    ImageContent,
+    ResourceLink,
+    TextContent,
+)
 from PIL import Image
 
 from mcp_llm.charts import DPI, SIZE_IN
 from mcp_llm.services import Services
+from tests.test_flows import ERAS, ScriptedHost, run
+from tests.test_tasks import poll, start_task
 
 pytestmark = pytest.mark.anyio
 SMALL = {
@@ -111,3 +120,64 @@ async def test_variants_are_served_through_the_swap_and_rolled_back(app: MCPServ
     assert result.structured_content["swaps"] == 2 and services.engine.swaps == swaps + 2
     assert services.engine.spec.args == before.args  # the original engine serves again
     assert services.engine.config() == config
+
+
+TINY = {"requests": 4, "prompt_tokens": {"min": 16, "max": 16}, "output_tokens": {"min": 8, "max": 8}}
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_tune_serving_stops_when_the_host_says_so(app: MCPServer, era: str) -> None:
+    host = ScriptedHost('{"thought": "the baseline is fine", "stop": true}')
+    arguments = {"workload": TINY, "concurrency": 2, "confirm": True}
+    result, _ = await run(app, host, "tune_serving", arguments, era)
+    assert not result.is_error, result.content
+    out = result.structured_content
+    assert (out["stopped"], out["best"], out["applied"], out["sampling_calls"]) == ("stop", {}, False, 1)
+    assert len(out["trials"]) == 1 and out["trials"][0]["row"]["completed"] == 4
+    assert "Baseline measured: current:" in host.requests[0].messages[0].content.text
+    png_of(result).load()
+
+
+async def test_tune_serving_stops_within_its_budget(app: MCPServer, services: Services) -> None:
+    host = ScriptedHost()  # never asked: after the baseline, one more variant (two swaps) cannot fit in 40 s
+    swaps = services.engine.swaps
+    result, _ = await run(app, host, "tune_serving", {"workload": TINY, "budget_s": 40, "confirm": True}, "legacy")
+    assert not result.is_error, result.content
+    assert result.structured_content["stopped"] == "budget" and host.requests == []
+    assert result.structured_content["spent_s"] <= 40 and services.engine.swaps == swaps
+    over = await run(app, host, "tune_serving", {"workload": {"requests": 5000}, "budget_s": 40}, "legacy")
+    assert over[0].is_error and "over the time budget of 40 s" in over[0].content[0].text
+
+
+@pytest.mark.slow
+async def test_tune_serving_reasks_once_after_an_invalid_setting_then_measures(
+    app: MCPServer, services: Services
+) -> None:
+    host = ScriptedHost(
+        '{"thought": "more", "variant": {"max_num_seqs": 0, "colour": "red"}}',
+        '{"thought": "fewer sequences", "variant": {"max_num_seqs": 2}}',
+    )
+    before, swaps = services.engine.spec, services.engine.swaps
+    arguments = {"workload": TINY, "concurrency": 2, "max_variants": 1, "confirm": True}
+    result, _ = await run(app, host, "tune_serving", arguments, "legacy")
+    assert not result.is_error, result.content
+    out = result.structured_content
+    assert out["stopped"] == "max_variants" and out["sampling_calls"] == 2
+    reask = host.requests[1].messages[-1].content.text
+    assert "not usable" in reask and "max_num_seqs" in reask and "colour" in reask
+    assert [t["variant"] for t in out["trials"]] == [{}, {"max_num_seqs": 2}]
+    assert all(t["row"]["completed"] == 4 for t in out["trials"])
+    assert out["best"] in ({}, {"max_num_seqs": 2}) and not out["applied"]
+    assert services.engine.swaps == swaps + 2 and services.engine.spec.args == before.args
+
+
+async def test_benchmark_runs_as_a_task_with_progress(app: MCPServer) -> None:
+    async with Client(app, mode="legacy") as client:
+        task = await start_task(client, "benchmark", {"workload": TINY, "concurrency": [1, 2]})
+        statuses = await poll(client, task.task_id)
+        request = GetTaskPayloadRequest(params=GetTaskPayloadRequestParams(task_id=task.task_id))
+        payload = await client.session.send_request(request, CallToolResult)
+    assert statuses[-1].status == "completed"
+    assert any(s.status_message and "current: concurrency" in s.status_message for s in statuses), statuses
+    assert [r["concurrency"] for r in payload.structured_content["rows"]] == [1, 2]
+    assert any(isinstance(c, ImageContent) for c in payload.content)

@@ -116,8 +116,9 @@ def chart_result(summary: str, rows: list[LevelRow], png: bytes, structured: Bas
     link = ResourceLink(
         type="resource_link", uri=uri, name=uri.removeprefix("benchmarks://"), mime_type="application/json"
     )
+    images = [image] if png else []
     return CallToolResult(
-        content=[TextContent(type="text", text=f"{summary}\n\n{table(rows)}"), image, link],
+        content=[TextContent(type="text", text=f"{summary}\n\n{table(rows)}"), *images, link],
         structured_content=structured.model_dump(mode="json"),
     )
 
