@@ -3,7 +3,7 @@
 # screenshots (idempotent and quiet; nothing to do when all three are there). Usage: scripts/setup_browser.sh
 set -euo pipefail
 
-have_font() { fc-list 2>/dev/null | grep -c DejaVuSans >/dev/null; }
+have_font() { [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; }
 if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && have_font; then
   exit 0
 fi
