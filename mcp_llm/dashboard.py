@@ -9,6 +9,7 @@ bridge or, at `GET /dashboard`, through `/mcp` with the caller's bearer token.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import weakref
 from collections import deque
@@ -31,6 +32,8 @@ from mcp_llm.engine.base import EngineState
 from mcp_llm.schemas import JobStatus
 from mcp_llm.services import Runtime, Services
 from mcp_llm.tools.common import services, tool_errors
+
+log = logging.getLogger(__name__)
 
 PAGE = Path(__file__).resolve().parent.parent / "resources" / "dashboard.html"
 URI = "ui://mcp-llm/dashboard.html"
@@ -120,7 +123,10 @@ def with_history(lifespan: Callable[[MCPServer], AbstractAsyncContextManager[Run
 
     async def step() -> None:
         if runtime.services is not None and runtime.state is EngineState.READY:
-            history(runtime.services).sample(runtime.services)
+            try:
+                history(runtime.services).sample(runtime.services)
+            except Exception:  # a gap in the charts, never a stopped sampler (e.g. mid-swap)
+                log.debug("dashboard: no history point this time", exc_info=True)
 
     @asynccontextmanager
     async def wrapped(app: MCPServer) -> AsyncIterator[Runtime]:
