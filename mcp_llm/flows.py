@@ -171,6 +171,17 @@ class Journal:
         return InputRequiredResult(input_requests={need.key: need.request}, request_state=json.dumps(self.events))
 
 
+def json_object_in(reply: str) -> dict[str, Any]:
+    """The JSON object in a reasoner's reply (text around it is ignored); ValueError says what is wrong."""
+    start, end = reply.find("{"), reply.rfind("}")
+    if start < 0 or end < start:
+        raise ValueError("no JSON object found")
+    data = json.loads(reply[start : end + 1])
+    if not isinstance(data, dict):
+        raise ValueError("the reply is not a JSON object")
+    return data
+
+
 def _text_of(result: Any) -> str:
     content = result.content
     blocks = content if isinstance(content, list) else [content]

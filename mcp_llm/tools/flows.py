@@ -13,7 +13,7 @@ from mcp_types import InputRequiredResult
 from pydantic import Field
 
 from mcp_llm.errors import InputError
-from mcp_llm.flows import Declined, Journal, NeedInput, complete_text
+from mcp_llm.flows import Declined, Journal, NeedInput, complete_text, json_object_in
 from mcp_llm.schemas import ChatMessage, FlowStep, RefineResult, SamplingOptions, SolveResult, SummaryResult
 from mcp_llm.tools.common import services, tool_errors
 
@@ -57,12 +57,7 @@ async def run_flow(ctx: Context, flow: Callable[[Journal], Awaitable[R]]) -> R |
 
 def parse_action(reply: str) -> tuple[str | None, str, dict[str, Any]]:
     """(thought, action, input) from a reply; ValueError says what is wrong with it."""
-    start, end = reply.find("{"), reply.rfind("}")
-    if start < 0 or end < start:
-        raise ValueError("no JSON object found")
-    data = json.loads(reply[start : end + 1])
-    if not isinstance(data, dict):
-        raise ValueError("the reply is not a JSON object")
+    data = json_object_in(reply)
     action, payload = data.get("action"), data.get("input") or {}
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")

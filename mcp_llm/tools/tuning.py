@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from mcp_llm.charts import variant_bars
 from mcp_llm.errors import InputError
-from mcp_llm.flows import Journal
+from mcp_llm.flows import Journal, json_object_in
 from mcp_llm.loadtest import LevelRow, Workload, plan
 from mcp_llm.services import Services
 from mcp_llm.tools.bench import chart_result, check_budget, estimate, measure, save
@@ -99,12 +99,7 @@ def score(row: LevelRow | None, goal: Goal) -> float | None:
 
 def parse_proposal(reply: str) -> tuple[str | None, Variant | None]:
     """(thought, variant); variant None means stop. ValueError says what is wrong."""
-    start, end = reply.find("{"), reply.rfind("}")
-    if start < 0 or end < start:
-        raise ValueError("no JSON object found")
-    data = json.loads(reply[start : end + 1])
-    if not isinstance(data, dict):
-        raise ValueError("the reply is not a JSON object")
+    data = json_object_in(reply)
     if data.get("stop"):
         return data.get("thought"), None
     try:
