@@ -28,10 +28,11 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
             body = {
                 "model": engine.model_name,
                 "backend": engine.backend,
-                "running_requests": engine.num_unfinished_requests(),
+                "running_requests": 0 if engine.restarting else engine.num_unfinished_requests(),
+                "restarts": engine.restarts,
             }
             if state is EngineState.READY and engine.state is not EngineState.READY:  # a remote vLLM gone away
-                state, detail = engine.state, getattr(engine.current, "detail", "")
+                state, detail = engine.state, engine.detail
         body = {"status": state.value, **({"detail": detail} if detail else {}), **body}
         return JSONResponse(body, status_code=200 if state is EngineState.READY else 503)
 

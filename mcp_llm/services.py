@@ -158,8 +158,14 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
     flusher = asyncio.create_task(_flush_every(store, settings.flush_interval_s))
     jobs.resume(take_all=settings.backend == "local")  # local: this server alone owns the data dir
     runtime.set(EngineState.READY, services)
+
+    async def watch_engine() -> None:
+        """Restart the engine when its process died (killed, out of memory); jobs retry their items meanwhile."""
+        if engine.dead and settings.engine_restart_attempts:
+            await engine.restart(settings.engine_restart_attempts, settings.engine_restart_backoff_s)
+
     try:
-        async with repeating(jobs.maintain, settings.job_lease_s / 3):
+        async with repeating(jobs.maintain, settings.job_lease_s / 3), repeating(watch_engine, 1.0):
             yield services
     finally:
         runtime.set(EngineState.DRAINING, services)

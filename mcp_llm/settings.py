@@ -173,6 +173,12 @@ class Settings(BaseSettings):
     max_inflight_total: int = Field(512, ge=1, description="Most `generate` calls in flight at once; more are busy.")
     max_inflight_per_client: int = Field(128, ge=1, description="Most `generate` calls in flight per client.")
     engine_start_timeout_s: float = Field(900.0, gt=0, description="How long a call waits for the engine to start.")
+    engine_restart_attempts: int = Field(
+        5, ge=0, le=100, description="Starts tried after the engine process dies (0: leave it failed)."
+    )
+    engine_restart_backoff_s: float = Field(
+        1.0, ge=0, description="Wait after a failed restart, doubling each time (at most 30 s)."
+    )
     drain_timeout_s: float = Field(10.0, ge=0, description="On shutdown, how long in-flight requests may finish.")
     max_batch_items: int = Field(10_000, ge=1, description="Most items one `batch` call may hold.")
     progress_interval_s: float = Field(

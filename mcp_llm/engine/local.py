@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_llm.engine.base import Adapter, EngineState, EngineStats, Tokenizing, output_budget
-from mcp_llm.errors import InputError, Unavailable
+from mcp_llm.errors import InputError, Retryable, Unavailable
 from mcp_llm.schemas import Completion, EngineConfig, SamplingOptions, Timing, Usage, tokens_per_s
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,10 @@ class LocalEngine(Tokenizing):
         cache_salt: str | None = None,
     ) -> Completion:
         from vllm.exceptions import VLLMValidationError
+        from vllm.v1.engine.exceptions import EngineDeadError
 
+        if self.dead:
+            raise self._lost()
         if self.state is not EngineState.READY:
             raise Unavailable(f"The engine is {self.state.value}; retry in a moment.")
         max_tokens = output_budget(len(token_ids), self.max_model_len, options.max_tokens)
@@ -193,10 +196,21 @@ class LocalEngine(Tokenizing):
                 final = output
         except VLLMValidationError as exc:
             raise InputError(f"The engine rejected the request: {exc}") from exc
+        except EngineDeadError as exc:
+            raise self._lost() from exc
         finally:
             self._inflight.discard(request_id)
         assert final is not None
         return _completion(final)
+
+    @property
+    def dead(self) -> bool:
+        """The engine-core process died (killed, out of memory): nothing will run until it is restarted."""
+        return self.state is not EngineState.STOPPED and bool(self._llm.errored)
+
+    def _lost(self) -> EngineLost:
+        self.state = EngineState.FAILED
+        return EngineLost("The engine process died mid-request; the server is restarting it. Send the request again.")
 
     async def prompt_logprobs(self, token_ids: list[int], request_id: str) -> list[float]:
         """Log-probability of each prompt token after the first, given those before it (for perplexity)."""
@@ -233,6 +247,9 @@ class LocalEngine(Tokenizing):
     async def shutdown(self, drain_timeout_s: float) -> None:
         if self.state is EngineState.STOPPED:
             return
+        if self.dead:  # nothing left to drain: the engine-core process is gone
+            drain_timeout_s = 0
+            self._inflight.clear()
         self.state = EngineState.DRAINING
         deadline = time.monotonic() + drain_timeout_s
         while self._inflight and time.monotonic() < deadline:
@@ -243,6 +260,10 @@ class LocalEngine(Tokenizing):
         self._llm.shutdown()
         self.state = EngineState.STOPPED
         log.info("engine stopped")
+
+
+class EngineLost(Retryable):
+    """The engine-core process died under a request; the watchdog restarts it and the request can be sent again."""
 
 
 class EngineSettingsError(ValueError):

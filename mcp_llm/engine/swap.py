@@ -9,6 +9,7 @@ opens and the waiting requests run on whichever engine now serves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -53,6 +54,10 @@ class SwappableEngine:
         self._lock = asyncio.Lock()
         self._tokenizer_changed = False
         self.swaps = 0
+        self.restarts = 0
+        self.restarting = False
+        self._restart_detail = ""
+        self._given_up = False
         self.last_swap_s: float | None = None  # how long the last swap kept new requests waiting
 
     # --- forwarded ---
@@ -62,7 +67,19 @@ class SwappableEngine:
 
     @property
     def state(self) -> EngineState:
+        if self.restarting:
+            return EngineState.STARTING
         return self._engine.state if self._open.is_set() else EngineState.DRAINING
+
+    @property
+    def detail(self) -> str:
+        """Why the engine is not ready, when there is more to say than its state."""
+        return self._restart_detail if self.restarting else getattr(self._engine, "detail", "")
+
+    @property
+    def dead(self) -> bool:
+        """The engine's process died and it has not been restarted yet."""
+        return bool(getattr(self._engine, "dead", False)) and not self.restarting and not self._given_up
 
     @property
     def model_name(self) -> str:
@@ -126,6 +143,37 @@ class SwappableEngine:
     async def shutdown(self, drain_timeout_s: float) -> None:
         async with self._lock:  # never stop in the middle of a swap
             await self._engine.shutdown(drain_timeout_s)
+
+    # --- restarting ---
+    async def restart(self, attempts: int, backoff_s: float) -> None:
+        """Start the same spec again after its engine process died; new requests wait meanwhile. Up to
+        `attempts` starts, `backoff_s` doubling between them (capped at 30 s); after that the engine stays
+        FAILED and requests get its error."""
+        async with self._lock:
+            self._open.clear()
+            self.restarting = True
+            try:
+                with contextlib.suppress(Exception):
+                    await self._engine.shutdown(0)
+                for attempt in range(1, attempts + 1):
+                    self._restart_detail = f"the engine process died; restarting it (attempt {attempt}/{attempts})"
+                    log.warning("%s", self._restart_detail)
+                    try:
+                        self._engine = await self._starter(self.spec)
+                    except Exception:
+                        log.exception("engine restart attempt %d failed", attempt)
+                        await asyncio.sleep(min(30.0, backoff_s * 2 ** (attempt - 1)))
+                        continue
+                    self.restarts += 1
+                    self._given_up = False
+                    log.info("engine restarted (%s)", self.spec.name)
+                    return
+                log.error("the engine could not be restarted after %d attempts", attempts)
+                self._given_up = True
+                self._engine.state = EngineState.FAILED
+            finally:
+                self.restarting = False
+                self._open.set()
 
     # --- swapping ---
     async def _admit(self) -> EngineBackend:
