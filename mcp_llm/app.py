@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.request_state import RequestStateSecurity
+from mcp.server.stdio import stdio_server
 from mcp_types import Tool as MCPTool
 
 from mcp_llm import auth, dashboard, http, prompts, resources, tools
 from mcp_llm.engine.base import EngineState
 from mcp_llm.services import Runtime, Services, open_services
 from mcp_llm.settings import Settings
+from mcp_llm.stdio_guard import AnswerMalformed
 from mcp_llm.tasks import Tasks, mark_task_tools
 
 log = logging.getLogger(__name__)
@@ -40,10 +42,19 @@ async def _serve_engine(settings: Settings, runtime: Runtime, stop: asyncio.Even
 
 
 class Server(MCPServer):
-    """MCPServer whose tool listing marks the tools that take task-augmented calls."""
+    """MCPServer whose tool listing marks the tools that take task-augmented calls, and whose stdio transport
+    answers a malformed line with a JSON-RPC error (stdio_guard) instead of dropping it silently."""
 
     async def list_tools(self) -> list[MCPTool]:
         return mark_task_tools(await super().list_tools())
+
+    async def run_stdio_async(self) -> None:
+        async with stdio_server() as (read_stream, write_stream):
+            await self._lowlevel_server.run(
+                AnswerMalformed(read_stream, write_stream),
+                write_stream,
+                self._lowlevel_server.create_initialization_options(),
+            )
 
 
 def create_app(settings: Settings, shared: Services | None = None, tokens: dict[str, str] | None = None) -> MCPServer:

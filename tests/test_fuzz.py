@@ -1,0 +1,146 @@
+"""Schema-driven fuzzing of every tool over a real stdio session and a real HTTP session (hypothesis).
+
+Each tool gets arguments generated from its published inputSchema (kept cheap: few tokens, few items) and
+deliberately outside it (wrong types, missing and extra fields, huge/empty/control/unicode strings, NaN and
+infinities, numbers past int64, deep nesting, oversized lists). Every reply must be a result or an isError
+with a message; afterwards the server still answers a plain `generate` and no engine request is left running.
+MCP_LLM_FUZZ_CALLS sets the calls per transport (1,000 by default; e.g. 20000 for a nightly-sized run).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from tests.fuzzing import (
+    CAPITAL,
+    SMALL_KV,
+    RawHttp,
+    RawStdio,
+    ToolFuzz,
+    call_strategy,
+    check_reply,
+    stdio_server,
+    wait_idle,
+)
+from tests.servers import HttpServer, http_server
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+CALLS = int(os.environ.get("MCP_LLM_FUZZ_CALLS", "1000"))
+GROUP = 8  # calls sent at once per example (the server runs them concurrently)
+FUZZ = settings(
+    max_examples=-(-CALLS // GROUP),
+    derandomize=True,
+    deadline=None,
+    database=None,
+    phases=(Phase.explicit, Phase.generate),  # no shrinking: a hang would be replayed for minutes; the report
+    # names the failing call's arguments
+    suppress_health_check=list(HealthCheck),
+)
+
+
+class Tally:
+    """What a fuzz run sent and got back, per tool."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.errors = 0
+        self.per_tool: Counter[str] = Counter()
+
+    def add(self, replies: list[dict], calls: list[tuple[str, Any]]) -> None:
+        for reply, (name, args) in zip(replies, calls, strict=True):
+            self.errors += check_reply(reply, name, args)
+            self.calls += 1
+            self.per_tool[name] += 1
+
+    def line(self, transport: str) -> str:
+        return (
+            f"fuzz {transport}: {self.calls} calls over {len(self.per_tool)} tools, "
+            f"{self.calls - self.errors} results, {self.errors} isError"
+        )
+
+
+@pytest.fixture(scope="module")
+def stdio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RawStdio]:
+    with stdio_server(tmp_path_factory.mktemp("fuzz-stdio")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def http(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    async with http_server(tmp_path_factory.mktemp("fuzz-http"), **SMALL_KV) as server:
+        yield server
+
+
+def tool_list(request: Any) -> list[dict]:
+    return request("tools/list")["result"]["tools"]
+
+
+def assert_still_serving(request: Any, alive: bool) -> None:
+    """The server is up, answers a plain generate correctly, and no engine request is left running."""
+    assert alive, "the server process died"
+    reply = request("tools/call", {"name": "generate", "arguments": CAPITAL})
+    assert not reply["result"].get("isError"), reply
+    assert "Paris" in reply["result"]["structuredContent"]["text"]
+
+    def read(uri: str) -> dict:
+        return request("resources/read", {"uri": uri})
+
+    assert wait_idle(read) == 0, "engine requests left running after the fuzz"
+
+
+def test_every_tool_has_a_fuzz_strategy(stdio: RawStdio) -> None:
+    """The strategies build from every published schema, and valid examples of the safe tools are accepted."""
+    tools = tool_list(stdio.request)
+    assert len(tools) >= 20
+    for tool in tools:
+        ToolFuzz(tool)  # hypothesis-jsonschema must understand every inputSchema
+
+
+def test_fuzz_stdio(stdio: RawStdio) -> None:
+    tally = Tally()
+    tools = tool_list(stdio.request)
+    strategy = st.lists(call_strategy(tools), min_size=GROUP, max_size=GROUP)
+
+    @FUZZ
+    @given(calls=strategy)
+    def run(calls: list[tuple[str, Any]]) -> None:
+        tally.add(stdio.call_many(calls), calls)
+
+    run()
+    print(tally.line("stdio"), dict(tally.per_tool))
+    assert tally.calls >= CALLS
+    assert 0 < tally.errors < tally.calls, "both results and tool errors are expected"
+    assert not stdio.stray, f"non-JSON-RPC output on stdout: {stdio.stray[:3]}"
+    assert_still_serving(stdio.request, stdio.alive())
+
+
+async def test_fuzz_http(http: HttpServer) -> None:
+    client = RawHttp(http.url)
+    client.initialize()
+    tally = Tally()
+    tools = tool_list(client.request)
+    strategy = st.lists(call_strategy(tools), min_size=GROUP, max_size=GROUP)
+    with ThreadPoolExecutor(GROUP) as pool:
+
+        @FUZZ
+        @given(calls=strategy)
+        def run(calls: list[tuple[str, Any]]) -> None:
+            tally.add(client.call_many(calls, pool), calls)
+
+        run()
+    print(tally.line("http"), dict(tally.per_tool))
+    assert tally.calls >= CALLS
+    assert 0 < tally.errors < tally.calls
+    assert_still_serving(client.request, http.proc.poll() is None)
+    client.close()
+    log = http.log.read_text()
+    assert "Exception in ASGI application" not in log, log[-3000:]
