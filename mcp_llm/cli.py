@@ -30,8 +30,8 @@ def _log_to_stderr(level: str) -> None:
 
 
 def serve(settings: Settings) -> None:
-    """Serve over stdio or Streamable HTTP until the client leaves or a signal arrives; refuse a data dir that
-    another in-process engine owns or that sits on a network share."""
+    """Serve over stdio or Streamable HTTP until the client leaves or a signal arrives; refuse a damaged
+    database, and a data dir that another in-process engine owns or that sits on a network share."""
 
     from mcp_llm import auth, datadir
 
@@ -42,12 +42,15 @@ def serve(settings: Settings) -> None:
             auth.check_exposure(settings, tokens)
         except ValueError as exc:  # an unreadable token file, a bad entry, an unauthenticated remote bind
             sys.exit(f"mcp-llm: {exc}")
+    from mcp_llm.store import Store, StoreError
+
     try:
         datadir.refuse_network_share(settings.data_dir)
+        Store(settings.database).close()  # a damaged database stops the start here, named, and is left alone
         owner = datadir.engine_owner(settings.data_dir) if settings.backend == "local" else contextlib.nullcontext()
         with owner:
             _run(settings, tokens)
-    except datadir.DataDirRefused as exc:
+    except (datadir.DataDirRefused, StoreError) as exc:
         sys.exit(f"mcp-llm: {exc}")
 
 

@@ -21,7 +21,7 @@ from mcp_llm.jobs import JobRunner
 from mcp_llm.limits import InflightLimiter
 from mcp_llm.metrics import Metrics
 from mcp_llm.settings import Settings
-from mcp_llm.store import Store
+from mcp_llm.store import Store, StoreError
 from mcp_llm.tenancy import cache_salt_for
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,11 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
     runtime.set(EngineState.STARTING)
     start = engine_starter(settings)
     try:
+        store = Store(settings.database, settings.request_log_max_rows)  # a damaged database stops the start
+    except StoreError as exc:
+        runtime.set(EngineState.FAILED, detail=str(exc))
+        raise
+    try:
         if settings.backend == "openai":
             spec = EngineSpec(settings.served_model_name or "remote", {"model": settings.base_url})
         else:
@@ -147,8 +152,8 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
         embedder = await start_embedder(settings, engine)
     except Exception as exc:
         runtime.set(EngineState.FAILED, detail=f"{type(exc).__name__}: {exc}")
+        store.close()
         raise
-    store = Store(settings.database, settings.request_log_max_rows)
     metrics = Metrics(window_s=settings.metrics_window_s)
     salt_for = cache_salt_for(settings)
     recorder = Recorder(engine, metrics, store, log_text=settings.log_request_text, salt_for=salt_for)

@@ -8,6 +8,7 @@ job is accepted: nothing a client was told is accepted can be lost.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,17 +32,30 @@ ITEM_RESULT_COLUMNS = (
 )
 
 
+class StoreError(RuntimeError):
+    """The database file is damaged or not a database; it is never overwritten."""
+
+
 class Store:
     """The database file in the data dir and the few queries the server needs."""
 
     def __init__(self, path: Path, request_log_max_rows: int = 100_000) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite_utils.Database(path)
-        self.db.enable_wal()
         self.request_log_max_rows = request_log_max_rows
         self._item_updates: list[tuple] = []
         self._request_rows: list[dict[str, Any]] = []
-        self._create_tables()
+        try:
+            if self.db.execute("pragma quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("quick_check found damage")
+            self.db.enable_wal()
+            self._create_tables()
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise StoreError(
+                f"The database {path} cannot be used ({exc}). It was left as it is: move it away (jobs and the "
+                "request log start empty) or restore a backup, then start again."
+            ) from exc
 
     def _create_tables(self) -> None:
         self.db["jobs"].create(

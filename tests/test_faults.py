@@ -11,7 +11,7 @@ import httpx
 import pytest
 from mcp import Client
 
-from tests.servers import HttpServer, descendants, http_server
+from tests.servers import HttpServer, descendants, http_server, start_fails
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 ITEMS = 12
@@ -60,3 +60,12 @@ async def test_engine_core_killed_mid_batch_is_restarted_and_the_job_completes(t
             assert not answer.is_error and answer.structured_content["text"]
     log = (tmp_path / "server.log").read_text()
     assert "the engine process died; restarting it (attempt 1/5)" in log and "engine restarted" in log
+
+
+def test_a_damaged_database_stops_the_start_named_and_untouched(tmp_path) -> None:
+    damaged = tmp_path / "mcp-llm.db"
+    garbage = b"SQLite format 3\x00" + bytes(range(256)) * 64  # a header, then nothing a database holds
+    damaged.write_bytes(garbage)
+    stderr = start_fails(tmp_path)
+    assert str(damaged) in stderr and "left as it is" in stderr, stderr[-1000:]
+    assert damaged.read_bytes() == garbage
