@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import copy
+import signal
+from types import FrameType
 
 import uvicorn
 from mcp.server.mcpserver import MCPServer
@@ -68,4 +70,14 @@ async def serve(mcp: MCPServer, settings: Settings) -> None:
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_config=_stderr_logging(), log_level=settings.log_level.lower()
     )
-    await uvicorn.Server(config).serve()
+    await GracefulServer(config).serve()
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn re-raises a SIGTERM after its graceful shutdown, so the process ends with status -15; a supervisor
+    that asked us to stop gets a clean exit (0) once requests drained and jobs were persisted."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if sig == signal.SIGTERM:
+            self._captured_signals.remove(sig)

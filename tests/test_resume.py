@@ -1,7 +1,9 @@
-"""A batch job survives its server being killed (SIGKILL) and completes after a restart, every item once."""
+"""A batch job survives its server being killed (SIGKILL) or stopped (SIGTERM) and completes after a restart,
+every item once."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 
 import anyio
@@ -35,8 +37,9 @@ async def status_of(client: Client, job_id: str) -> dict:
     return (await client.call_tool("job_status", {"job_id": job_id})).structured_content
 
 
-@pytest.mark.parametrize("via", ["tool", "task"])  # a `batch` with wait=false, or a 2025-11-25 task
-async def test_job_survives_sigkill_and_completes_after_restart(tmp_path, via: str) -> None:
+# a `batch` with wait=false or a 2025-11-25 task; the server killed (SIGKILL) or stopped by its supervisor (SIGTERM)
+@pytest.mark.parametrize(("via", "stop"), [("tool", "kill"), ("task", "kill"), ("tool", "term")])
+async def test_job_survives_its_server_stopping_and_completes_after_restart(tmp_path, via: str, stop: str) -> None:
     log = (tmp_path / "server.log").open("w")
     port = free_port()
     url = f"http://127.0.0.1:{port}/mcp"
@@ -65,9 +68,14 @@ async def test_job_survives_sigkill_and_completes_after_restart(tmp_path, via: s
                     await anyio.sleep(0.1)
         assert done["completed"] < ITEMS, "the kill must land mid-job"
         engine_processes = descendants(first.pid)
-        first.kill()
-        first.wait(timeout=30)
-        assert engine_processes and any(p.is_running() for p in engine_processes), "SIGKILL orphans the engine"
+        if stop == "kill":
+            first.kill()
+            first.wait(timeout=30)
+            assert engine_processes and any(p.is_running() for p in engine_processes), "SIGKILL orphans the engine"
+        else:  # stops admitting, drains (drain_timeout_s, 10 s), persists, stops its engine, exits 0
+            first.send_signal(signal.SIGTERM)
+            assert first.wait(timeout=60) == 0
+            assert_all_gone(engine_processes, timeout=5)
 
         second = start_http_server(tmp_path, port, log)
         await wait_healthy(f"http://127.0.0.1:{port}/health", second, tmp_path / "server.log")
@@ -86,6 +94,7 @@ async def test_job_survives_sigkill_and_completes_after_restart(tmp_path, via: s
         assert [item["index"] for item in page["items"]] == list(range(ITEMS))  # every item, exactly once
         assert all(item["status"] == "done" and item["usage"]["completion_tokens"] == TOKENS for item in page["items"])
         assert "resumed 1 unfinished jobs" in (tmp_path / "server.log").read_text()
+
     finally:
         for proc in (first, second):
             if proc is not None and proc.poll() is None:

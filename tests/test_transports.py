@@ -145,8 +145,7 @@ async def test_streamable_http_serves_concurrent_clients_and_stops_cleanly(tmp_p
         children = descendants(proc.pid)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
-        # uvicorn re-raises the signal it caught once its graceful shutdown (our lifespan's too) is done
-        assert proc.returncode in (0, -signal.SIGTERM)
+        assert proc.returncode == 0  # a graceful stop (uvicorn's re-raised SIGTERM is swallowed: http.GracefulServer)
         assert "engine stopped" in (tmp_path / "stderr.log").read_text()
         assert_all_gone(children)
         assert proc.stdout.read() == b"", "HTTP mode prints nothing to stdout either"
