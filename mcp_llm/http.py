@@ -33,6 +33,8 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
                 "running_requests": 0 if engine.restarting else engine.num_unfinished_requests(),
                 "restarts": engine.restarts,
             }
+            if runtime.services.store.write_error:
+                body["database_error"] = runtime.services.store.write_error
             if state is EngineState.READY and engine.state is not EngineState.READY:  # a remote vLLM gone away
                 state, detail = engine.state, engine.detail
         body = {"status": state.value, **({"detail": detail} if detail else {}), **body}

@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import json
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -106,20 +107,34 @@ class JobRunner:
     async def _run(
         self, job_id: str, items: list[tuple[int, dict]], sampling: SamplingOptions, client: str, progress: JobProgress
     ) -> None:
-        self.store.set_job_status(job_id, "running")
+        await self._settle(job_id, "running")
         routing_key.set(job_id)  # the item tasks inherit it: a session-routing router keeps the job on one replica
         try:
             await asyncio.gather(*(self._item(job_id, i, x, sampling, client, progress) for i, x in items))
-            self.store.set_job_status(job_id, "completed")
+            await self._settle(job_id, "completed")
         except asyncio.CancelledError:
             if job_id in self._cancelled:  # cancel_job; otherwise a shutdown, and the job resumes at next start
                 self.store.set_job_status(job_id, "cancelled")
             else:
-                self.store.flush()
+                with contextlib.suppress(sqlite3.Error):  # unwritten items stay pending: they run again at resume
+                    self.store.flush()
             raise
         finally:
             progress.finished.set()
             self._tasks.pop(job_id, None)
+
+    async def _settle(self, job_id: str, status: str) -> None:
+        """Record the job's status, retrying while the database cannot be written (disk full, read-only, locked):
+        once the cause is gone the job completes; nothing is lost meanwhile (its results wait in memory)."""
+        delay = 0.5
+        while True:
+            try:
+                self.store.set_job_status(job_id, status)
+                return
+            except sqlite3.Error as exc:
+                log.warning("job %s: cannot record %s yet (%s); retrying in %.1f s", job_id, status, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     async def _item(
         self, job_id: str, idx: int, item: dict, sampling: SamplingOptions, client: str, progress: JobProgress

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -124,9 +125,18 @@ async def start_embedder(settings: Settings, engine: EngineBackend) -> Embedder 
 
 
 async def _flush_every(store: Store, interval_s: float) -> None:
+    """Write buffered results; while the database cannot be written they wait in memory (and /health says why)."""
     while True:
         await asyncio.sleep(interval_s)
-        store.flush()
+        failing = store.write_error
+        try:
+            store.flush()
+        except sqlite3.Error as exc:
+            if not failing:
+                log.warning("cannot write the database (%s); results wait in memory and are retried", exc)
+        else:
+            if failing:
+                log.info("the database is writable again; buffered results written")
 
 
 @asynccontextmanager
@@ -181,6 +191,9 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
         flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await flusher
-        store.close()
+        try:
+            store.close()
+        except sqlite3.Error as exc:  # unwritten results stay pending in the database and run again at resume
+            log.warning("could not write the last results (%s); their items run again at next start", exc)
         reaper.clear(settings.data_dir)
         runtime.set(EngineState.STOPPED)

@@ -8,6 +8,7 @@ job is accepted: nothing a client was told is accepted can be lost.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -41,10 +42,16 @@ class Store:
 
     def __init__(self, path: Path, request_log_max_rows: int = 100_000) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+            raise StoreError(
+                f"The data dir {path.parent} is on a read-only file system, so the database {path} cannot be "
+                "written. Give the server a writable --data-dir and start again; nothing was changed."
+            )
         self.db = sqlite_utils.Database(path)
         self.request_log_max_rows = request_log_max_rows
         self._item_updates: list[tuple] = []
         self._request_rows: list[dict[str, Any]] = []
+        self.write_error: str | None = None  # why the last write failed, until one succeeds
         try:
             if self.db.execute("pragma quick_check").fetchone()[0] != "ok":
                 raise sqlite3.DatabaseError("quick_check found damage")
@@ -266,21 +273,32 @@ class Store:
 
     # --- writing ---
     def flush(self) -> None:
-        """Write everything buffered in one transaction and bound the request log."""
+        """Write everything buffered in one transaction and bound the request log. If the database cannot be
+        written (sqlite3.Error raised), nothing is lost: the buffers are kept for the next flush."""
         items, self._item_updates = self._item_updates, []
         rows, self._request_rows = self._request_rows, []
         if not items and not rows:
             return
         assignments = ", ".join(f"{c} = ?" for c in ITEM_RESULT_COLUMNS)
-        with self.db.conn:
-            if items:
-                self.db.conn.executemany(f"update items set {assignments} where job_id = ? and idx = ?", items)
-            if rows:
-                self.db["requests"].insert_all(rows)
-                self.db.execute(
-                    "delete from requests where id <= (select max(id) from requests) - ?", [self.request_log_max_rows]
-                )
+        try:
+            with self.db.conn:
+                if items:
+                    self.db.conn.executemany(f"update items set {assignments} where job_id = ? and idx = ?", items)
+                if rows:
+                    self.db["requests"].insert_all(rows)
+                    self.db.execute(
+                        "delete from requests where id <= (select max(id) from requests) - ?",
+                        [self.request_log_max_rows],
+                    )
+        except sqlite3.Error as exc:  # disk full, read-only, locked: keep it all for the next flush
+            self._item_updates[:0], self._request_rows[:0] = items, rows
+            self.write_error = str(exc)
+            raise
+        self.write_error = None
 
     def close(self) -> None:
-        self.flush()
-        self.db.close()
+        """Flush and close; results that cannot be written now stay pending in the database and run again."""
+        try:
+            self.flush()
+        finally:
+            self.db.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sqlite3
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -72,6 +73,11 @@ def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             return await fn(*args, **kwargs)
         except (InputError, Unavailable) as exc:
             raise ToolError(str(exc)) from exc
+        except sqlite3.OperationalError as exc:  # disk full, read-only data dir, a lock held elsewhere
+            raise ToolError(
+                f"The server's database cannot be written now ({exc}): nothing was accepted. Retry once the "
+                "cause is fixed (disk space, a read-only data dir, another process holding a lock)."
+            ) from exc
 
     return wrapper
 
