@@ -72,6 +72,9 @@ async def test_a_right_token_serves_tools_and_names_the_client(server: HttpServe
     await anyio.sleep(0.5)  # the request log is flushed every 0.2 s
     log = sqlite_utils.Database(server.log.parent / "mcp-llm.db")["requests"]
     assert log.count_where("client = 'bob' and kind = 'generate' and status = 'ok'") == 1, "the token names the client"
+    assert log.count_where("prompt is not null or completion is not null") == 0, "no text unless log_request_text"
+    server_log = server.log.read_text()
+    assert not [t for t in TOKENS.values() if t in server_log], "tokens never reach the log"
 
 
 async def test_health_is_open_and_metrics_need_a_token(server: HttpServer) -> None:
