@@ -10,6 +10,7 @@ MCP_LLM_FUZZ_CALLS sets the calls per transport (1,000 by default; e.g. 20000 fo
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ from tests.fuzzing import (
     ToolFuzz,
     call_strategy,
     check_reply,
+    short,
     stdio_server,
     wait_idle,
 )
@@ -54,6 +56,10 @@ class Tally:
         self.calls = 0
         self.errors = 0
         self.per_tool: Counter[str] = Counter()
+        self.slowest: list[tuple[float, list[tuple[str, Any]]]] = []
+
+    def timed(self, seconds: float, calls: list[tuple[str, Any]]) -> None:
+        self.slowest = sorted([*self.slowest, (seconds, calls)], key=lambda s: -s[0])[:3]
 
     def add(self, replies: list[dict], calls: list[tuple[str, Any]]) -> None:
         for reply, (name, args) in zip(replies, calls, strict=True):
@@ -62,7 +68,9 @@ class Tally:
             self.per_tool[name] += 1
 
     def line(self, transport: str) -> str:
+        slow = "; ".join(f"{s:.1f}s: {[(n, short(a, 120)) for n, a in c]}" for s, c in self.slowest)
         return (
+            f"slowest groups: {slow}\n"
             f"fuzz {transport}: {self.calls} calls over {len(self.per_tool)} tools, "
             f"{self.calls - self.errors} results, {self.errors} isError"
         )
@@ -113,7 +121,9 @@ def test_fuzz_stdio(stdio: RawStdio) -> None:
     @FUZZ
     @given(calls=strategy)
     def run(calls: list[tuple[str, Any]]) -> None:
+        started = time.monotonic()
         tally.add(stdio.call_many(calls), calls)
+        tally.timed(time.monotonic() - started, calls)
 
     run()
     print(tally.line("stdio"), dict(tally.per_tool))
@@ -134,7 +144,9 @@ async def test_fuzz_http(http: HttpServer) -> None:
         @FUZZ
         @given(calls=strategy)
         def run(calls: list[tuple[str, Any]]) -> None:
+            started = time.monotonic()
             tally.add(client.call_many(calls, pool), calls)
+            tally.timed(time.monotonic() - started, calls)
 
         run()
     print(tally.line("http"), dict(tally.per_tool))
