@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -138,18 +138,21 @@ def test_stdio_oversized_messages(stdio: RawStdio) -> None:
 
 @pytest.mark.slow
 def test_stdio_nasty_strings_in_a_valid_call(stdio: RawStdio) -> None:
-    """Lone surrogates, NUL and NaN reach the tools and are answered (a result or a tool error)."""
+    """NUL, NaN and infinities reach the tools and are answered (a result or a tool error); a lone surrogate
+    escape (no Unicode text) gets an Invalid Request error naming the request."""
     for args in (
-        {"prompt": "\ud800 lone surrogate", "max_tokens": 2, "temperature": 0},
         {"prompt": "\x00\x00", "max_tokens": 2, "temperature": 0},
         {"prompt": "x", "max_tokens": 2, "temperature": float("nan")},
         {"prompt": "x", "max_tokens": 2, "top_p": float("inf")},
-        {"messages": [{"role": "user", "content": "\udfff"}], "max_tokens": 2},
+        {"prompt": "x", "max_tokens": 2, "seed": -float("inf")},
     ):
         reply = stdio.request("tools/call", {"name": "generate", "arguments": args})
         assert "result" in reply, reply
         if reply["result"].get("isError"):
             assert reply["result"]["content"][0]["text"].strip()
+    for args in ({"prompt": "\ud800 lone surrogate"}, {"messages": [{"role": "user", "content": "\udfff"}]}):
+        reply = stdio.request("tools/call", {"name": "generate", "arguments": args})
+        assert reply["error"]["code"] == INVALID_REQUEST, reply
 
 
 @pytest.mark.slow
@@ -250,7 +253,7 @@ async def test_http_huge_bodies_get_413(http: HttpServer) -> None:
     """Over max_request_body_bytes (16 MiB): 413, whether Content-Length says so or the body is chunked."""
     big = b'{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"x": "' + b"a" * (17 * MB) + b'"}}'
 
-    def chunks() -> Iterator[bytes]:
+    async def chunks() -> AsyncIterator[bytes]:
         for start in range(0, len(big), MB):
             yield big[start : start + MB]
 
