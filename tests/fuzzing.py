@@ -495,11 +495,11 @@ class ToolFuzz:
         self.properties: dict = self.schema.get("properties", {})
         self.required: list[str] = self.schema.get("required", [])
         valid = from_schema(capped(self.schema)).map(self.cheap)
-        # tools taking "prompt(s) or messages" refuse both and neither, which a schema cannot say: half the
-        # valid calls keep exactly one of them, so they reach the engine
+        # tools taking "prompt(s) or messages" refuse both and neither, which a schema cannot say: most valid
+        # calls keep exactly one of them, so they reach the engine
         inputs = [name for name in ("prompt", "prompts", "messages") if name in self.properties]
         if len(inputs) == 2:
-            valid = valid | st.builds(_keep_one, valid, st.sampled_from(inputs), st.just(inputs))
+            valid = st.builds(_keep_one, valid, st.sampled_from(inputs), st.just(inputs)) | valid
         self.valid = valid
 
     def cheap(self, args: Any) -> Any:
