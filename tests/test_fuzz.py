@@ -16,10 +16,14 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import anyio
+import jsonschema
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from mcp_llm.app import create_app
+from mcp_llm.settings import Settings
 from tests.fuzzing import (
     CAPITAL,
     SMALL_KV,
@@ -34,7 +38,7 @@ from tests.fuzzing import (
 )
 from tests.servers import HttpServer, http_server
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+pytestmark = pytest.mark.anyio
 
 CALLS = int(os.environ.get("MCP_LLM_FUZZ_CALLS", "1000"))
 GROUP = 8  # calls sent at once per example (the server runs them concurrently)
@@ -105,14 +109,41 @@ def assert_still_serving(request: Any, alive: bool) -> None:
     assert wait_idle(read) == 0, "engine requests left running after the fuzz"
 
 
-def test_every_tool_has_a_fuzz_strategy(stdio: RawStdio) -> None:
-    """The strategies build from every published schema, and valid examples of the safe tools are accepted."""
-    tools = tool_list(stdio.request)
-    assert len(tools) >= 20
-    for tool in tools:
-        ToolFuzz(tool)  # hypothesis-jsonschema must understand every inputSchema
+@pytest.fixture(scope="module")
+def published_tools(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    """tools/list as the server publishes it (no engine needed to list)."""
+    app = create_app(Settings(data_dir=tmp_path_factory.mktemp("fuzz-schemas")))
+    return [{"name": t.name, "inputSchema": t.input_schema} for t in anyio.run(app.list_tools)]
 
 
+def test_strategies_follow_the_published_schemas(published_tools: list[dict]) -> None:
+    """Valid arguments validate against each tool's inputSchema; for the tools that must never run (swaps,
+    training, benchmarks, flows) every generated call is refused by that schema."""
+    assert len(published_tools) >= 20
+    for tool in published_tools:
+        fuzz = ToolFuzz(tool)
+        seen = check_strategy(fuzz, jsonschema.Draft202012Validator(tool["inputSchema"]))
+        takes_any_object = not fuzz.properties and fuzz.schema.get("additionalProperties", True) is not False
+        assert seen[False] > 0 or takes_any_object, f"{fuzz.name}: no invalid calls generated"
+        assert seen[True] > 0 or not fuzz.safe, f"{fuzz.name}: no valid calls generated"
+
+
+def check_strategy(fuzz: ToolFuzz, validator: Any) -> Counter[bool]:
+    """How many generated calls the schema takes (True) and refuses (False); unsafe tools must be refused."""
+    seen: Counter[bool] = Counter()
+
+    @settings(FUZZ, max_examples=30)
+    @given(call=fuzz.calls())
+    def check(call: tuple[str, Any]) -> None:
+        valid = validator.is_valid(call[1])
+        seen[valid] += 1
+        assert fuzz.safe or not valid, f"{fuzz.name} would run: {short(call[1])}"
+
+    check()
+    return seen
+
+
+@pytest.mark.slow
 def test_fuzz_stdio(stdio: RawStdio) -> None:
     tally = Tally()
     tools = tool_list(stdio.request)
@@ -133,6 +164,7 @@ def test_fuzz_stdio(stdio: RawStdio) -> None:
     assert_still_serving(stdio.request, stdio.alive())
 
 
+@pytest.mark.slow
 async def test_fuzz_http(http: HttpServer) -> None:
     client = RawHttp(http.url)
     client.initialize()
