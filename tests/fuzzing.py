@@ -11,6 +11,7 @@ import itertools
 import json
 import math
 import queue
+import re
 import subprocess
 import threading
 import time
@@ -227,7 +228,7 @@ class RawHttp:
 def reply_of(response: httpx.Response, request_id: Any) -> dict | None:
     """The JSON-RPC reply to `request_id` in an HTTP answer (a JSON body or an SSE stream)."""
     if response.headers.get("content-type", "").startswith("text/event-stream"):
-        for line in response.text.splitlines():
+        for line in re.split(r"\r\n|\r|\n", response.text):  # SSE's line ends only (not str.splitlines' \x85, \u2028)
             if line.startswith("data:") and line[5:].strip():
                 message = json.loads(line[5:])
                 if message.get("id") == request_id and "method" not in message:
