@@ -30,6 +30,7 @@ CALL_TIMEOUT_S = 90
 CAPITAL = {"prompt": "The capital of France is", "max_tokens": 4, "temperature": 0}
 INVALID_REQUEST = -32600
 PARSE_ERROR = -32700
+BODY_LIMIT = 16 << 20  # the server's default max_request_body_bytes
 TOO_DEEP = 190  # nesting the SDK's JSON parser refuses (200 levels, less the JSON-RPC envelope)
 # The fuzzed servers run beside other tests' engines on a 24 GiB machine: a small KV cache (512 MiB
 # of bytes: ~11k tokens of the default model, plenty for short fuzz calls).
@@ -201,7 +202,11 @@ class RawHttp:
         message = {"jsonrpc": "2.0", "id": request_id, "method": method}
         if params is not None:
             message["params"] = params
-        response = self.post(encode(message))
+        body = encode(message)
+        response = self.post(body)
+        if response.status_code == 413:  # the server's body limit (max_request_body_bytes, 16 MiB): a refusal
+            assert len(body) > BODY_LIMIT, f"{method}: 413 for a {len(body)}-byte body"
+            return {"jsonrpc": "2.0", "id": request_id, "http_status": 413}
         reply = reply_of(response, request_id)
         assert reply is not None, f"{method}: HTTP {response.status_code} without a reply: {response.text[:300]}"
         return reply
@@ -268,6 +273,8 @@ def check_reply(reply: dict, name: str, args: Any) -> bool:
     """A tool call's reply is a result; an error result carries a message. Returns whether it was an error.
     Only a message the transport's JSON parser cannot read (nested past 200 levels, lone surrogates) may get a
     protocol error instead."""
+    if reply.get("http_status") == 413:
+        return True
     unreadable = depth(args) > TOO_DEEP or not unicode(args)  # a lone surrogate escape is no Unicode text
     if "error" in reply and reply["error"]["code"] in (INVALID_REQUEST, PARSE_ERROR) and unreadable:
         return True
