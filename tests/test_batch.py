@@ -129,7 +129,13 @@ async def test_metrics_move_after_traffic_and_prometheus_parses(client: Client) 
     for series in ("ttft_ms", "tpot_ms", "e2e_ms", "queue_ms"):
         p = after["latency_ms"][series]
         assert p["p50"] is not None and p["p50"] <= p["p95"] <= p["p99"], series
-    assert set(after["engine"]) == {"running_requests", "waiting_requests", "kv_cache_usage", "prefix_cache_hit_rate"}
+    assert set(after["engine"]) == {
+        "running_requests",
+        "waiting_requests",
+        "kv_cache_usage",
+        "prefix_cache_hit_rate",
+        "speculative_decoding",
+    }
     text = (await client.read_resource("metrics://prometheus")).contents[0].text
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert "mcp_llm_request_ttft_seconds" in families and "mcp_llm_requests" in families

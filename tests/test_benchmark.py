@@ -119,7 +119,8 @@ async def test_variants_are_served_through_the_swap_and_rolled_back(app: MCPServ
     assert all(r["completed"] == 4 for r in rows)
     assert result.structured_content["swaps"] == 2 and services.engine.swaps == swaps + 2
     assert services.engine.spec.args == before.args  # the original engine serves again
-    assert services.engine.config() == config
+    same = {"adapters", "kernels"}  # what the engine learnt while serving (adapters used), not its settings
+    assert services.engine.config().model_dump(exclude=same) == config.model_dump(exclude=same)
 
 
 TINY = {"requests": 4, "prompt_tokens": {"min": 16, "max": 16}, "output_tokens": {"min": 8, "max": 8}}

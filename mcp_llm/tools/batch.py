@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Annotated
 
@@ -206,7 +207,7 @@ def page_bounds(svc: Services, job_id: str) -> list[tuple[int, int]]:
     bound, bounds, start, size = svc.settings.max_result_chars, [], 0, 0
     rows = svc.store.items(job_id, limit=1_000_000)
     for i, row in enumerate(rows):
-        length = len(item_of(row).model_dump_json()) + 1
+        length = len(json.dumps(item_of(row).model_dump())) + 2  # as the page is written: json.dumps, ", " apart
         if i > start and size + length > bound:
             bounds.append((start, i - start))
             start, size = i, 0
