@@ -113,7 +113,9 @@ def assert_still_serving(request: Any, alive: bool) -> None:
 def published_tools(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     """tools/list as the server publishes it (no engine needed to list)."""
     app = create_app(Settings(data_dir=tmp_path_factory.mktemp("fuzz-schemas")))
-    return [{"name": t.name, "inputSchema": t.input_schema} for t in anyio.run(app.list_tools)]
+    with ThreadPoolExecutor(1) as thread:  # its own event loop: the session's may be running in this thread
+        tools = thread.submit(anyio.run, app.list_tools).result()
+    return [{"name": t.name, "inputSchema": t.input_schema} for t in tools]
 
 
 def test_strategies_follow_the_published_schemas(published_tools: list[dict]) -> None:
