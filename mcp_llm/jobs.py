@@ -126,15 +126,14 @@ class JobRunner:
     async def _settle(self, job_id: str, status: str) -> None:
         """Record the job's status, retrying while the database cannot be written (disk full, read-only, locked):
         once the cause is gone the job completes; nothing is lost meanwhile (its results wait in memory)."""
-        delay = 0.5
-        while True:
+        for attempt in itertools.count():
             try:
                 self.store.set_job_status(job_id, status)
                 return
             except sqlite3.Error as exc:
-                log.warning("job %s: cannot record %s yet (%s); retrying in %.1f s", job_id, status, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                wait = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+                log.warning("job %s: cannot record %s yet (%s); retrying in %.1f s", job_id, status, exc, wait)
+                await asyncio.sleep(wait)
 
     async def _item(
         self, job_id: str, idx: int, item: dict, sampling: SamplingOptions, client: str, progress: JobProgress

@@ -183,11 +183,12 @@ async def run_level(
 ) -> tuple[list[Record], float]:
     """Send every request with at most `concurrency` in flight; the records and the wall time."""
     gate = asyncio.Semaphore(concurrency)
+    one_tenant = len({r.tenant for r in requests}) == 1
 
     async def one(request: Request) -> Record:
         async with gate:
             options = SamplingOptions(max_tokens=request.max_tokens, temperature=0, ignore_eos=ignore_eos)
-            who = client if len({r.tenant for r in requests}) == 1 else f"{client}/tenant-{request.tenant}"
+            who = client if one_tenant else f"{client}/tenant-{request.tenant}"
             try:
                 done = await recorder.complete(request.token_ids, options, client=who, kind="benchmark")
             except Exception:

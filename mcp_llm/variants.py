@@ -72,7 +72,7 @@ class VariantServer:
     async def use(self, variant: Variant) -> str | None:
         """Serve `variant` (None when it serves); the reason when it failed to start (the previous one serves)."""
         spec = self.original if variant.is_current() else self.spec_for(variant)
-        if spec.args == self.svc.engine.spec.args and spec.name == self.svc.engine.spec.name:
+        if spec == self.svc.engine.spec:
             return None
         try:
             await self._swap(spec)
@@ -82,8 +82,7 @@ class VariantServer:
 
     async def restore(self) -> None:
         """Serve the original spec again (shielded: a cancelled call still restores)."""
-        current = self.svc.engine.spec
-        if current.args == self.original.args and current.name == self.original.name:
+        if self.svc.engine.spec == self.original:
             return
         log.info("benchmark: restoring the original engine %s", self.original.name)
         await self._swap(self.original)
