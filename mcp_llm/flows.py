@@ -35,6 +35,7 @@ from mcp_types import (
 
 from mcp_llm.errors import InputError
 from mcp_llm.inference import prompt_token_ids
+from mcp_llm.schema_guard import check_client_schema_async
 from mcp_llm.schemas import ChatMessage, SamplingOptions
 from mcp_llm.services import Services
 from mcp_llm.tools.common import client_name
@@ -192,6 +193,8 @@ async def complete_text(
     services: Services, ctx: Context, chat: list[ChatMessage] | str, options: SamplingOptions
 ) -> str:
     """One request to our engine (chat or raw text), recorded like any other; returns the text."""
+    if options.json_schema is not None:  # today only the server's own ACTION_SCHEMA; guarded all the same
+        await check_client_schema_async(options.json_schema)
     prompt, messages = (chat, None) if isinstance(chat, str) else (None, chat)
     token_ids = prompt_token_ids(services.engine, prompt, messages)
     completion = await services.recorder.complete(token_ids, options, client=client_name(ctx), kind="flow")

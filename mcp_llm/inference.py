@@ -9,8 +9,11 @@ import json
 import uuid
 from collections.abc import Callable
 
+import anyio.to_thread
 import jsonschema
+from jsonschema.protocols import Validator
 
+from mcp_llm import schema_guard
 from mcp_llm.engine.base import Adapter, EngineBackend
 from mcp_llm.errors import InputError
 from mcp_llm.metrics import Metrics
@@ -31,27 +34,36 @@ def prompt_token_ids(engine: EngineBackend, prompt: str | None, messages: list[C
     return engine.tokenize_text(prompt)
 
 
-def check_json_schema(schema: dict | None) -> None:
-    """Reject a json_schema that is not a valid JSON Schema, before any token is spent."""
-    if schema is None:
-        return
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        raise InputError(f"`json_schema` is not a valid JSON Schema: {exc.message} (at {list(exc.path)}).") from exc
+async def check_json_schema(schema: dict | None) -> None:
+    """Reject a client's json_schema before any token is spent: invalid, over the size/depth limits, or
+    referencing anything outside itself (nothing is ever fetched). Runs off the event loop."""
+    if schema is not None:
+        await schema_guard.check_client_schema_async(schema)
 
 
-def parse_structured(completion: Completion, schema: dict | None) -> object | None:
-    """The output parsed and validated against the schema (None without one); says why when it fails."""
-    if schema is None:
-        return None
+async def structured_validator(schema: dict | None) -> Validator | None:
+    """The checked schema's validator (no retrieval), compiled off the event loop; None without a schema."""
+    return None if schema is None else await schema_guard.validator_for_async(schema)
+
+
+def _parse(completion: Completion, schema: dict, validator: Validator | None) -> object:
     try:
         value = json.loads(completion.text)
-        jsonschema.validate(value, schema)
+        schema_guard.validate(validator or schema_guard.validator_for(schema), value)
     except (json.JSONDecodeError, jsonschema.ValidationError) as exc:
         hint = " The output was cut at max_tokens: raise max_tokens." if completion.finish_reason == "length" else ""
         raise InputError(f"The output does not satisfy json_schema ({exc}).{hint} Output: {completion.text!r}") from exc
     return value
+
+
+async def parse_structured(
+    completion: Completion, schema: dict | None, validator: Validator | None = None
+) -> object | None:
+    """The output parsed and validated against the schema (None without one); says why when it fails.
+    Validation (and compiling the schema, unless `validator` is given) runs off the event loop."""
+    if schema is None:
+        return None
+    return await anyio.to_thread.run_sync(_parse, completion, schema, validator)
 
 
 class Recorder:

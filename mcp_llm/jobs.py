@@ -18,11 +18,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from jsonschema.protocols import Validator
+
 from mcp_llm.engine.base import Adapter, routing_key
 from mcp_llm.errors import InputError, Retryable
-from mcp_llm.inference import Recorder, parse_structured, prompt_token_ids
+from mcp_llm.inference import Recorder, parse_structured, prompt_token_ids, structured_validator
 from mcp_llm.schemas import ChatMessage, Completion, SamplingOptions
-from mcp_llm.store import JOB_OPEN, Store
+from mcp_llm.store import JOB_OPEN, Store, request_item
 
 log = logging.getLogger(__name__)
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)  # waits between retries of an item, the last one repeated
@@ -110,7 +112,16 @@ class JobRunner:
         await self._settle(job_id, "running")
         routing_key.set(job_id)  # the item tasks inherit it: a session-routing router keeps the job on one replica
         try:
-            await asyncio.gather(*(self._item(job_id, i, x, sampling, client, progress) for i, x in items))
+            # compiled once per job, off the loop; a schema refused now (e.g. a job stored before the guard
+            # existed) fails every item before any engine work, and is never forwarded or fetched
+            refused, validator = None, None
+            try:
+                validator = await structured_validator(sampling.json_schema)
+            except InputError as exc:
+                refused = exc
+            await asyncio.gather(
+                *(self._item(job_id, i, x, sampling, client, progress, validator, refused) for i, x in items)
+            )
             await self._settle(job_id, "completed")
         except asyncio.CancelledError:
             if job_id in self._cancelled:  # cancel_job; otherwise a shutdown, and the job resumes at next start
@@ -136,14 +147,25 @@ class JobRunner:
                 await asyncio.sleep(wait)
 
     async def _item(
-        self, job_id: str, idx: int, item: dict, sampling: SamplingOptions, client: str, progress: JobProgress
+        self,
+        job_id: str,
+        idx: int,
+        item: dict,
+        sampling: SamplingOptions,
+        client: str,
+        progress: JobProgress,
+        validator: Validator | None = None,
+        refused: InputError | None = None,
     ) -> None:
+        request_item.set(idx)  # this item task's request-log rows name the item: executions count per item
         try:
+            if refused is not None:
+                raise InputError(str(refused))
             messages = [ChatMessage.model_validate(m) for m in item["messages"]] if "messages" in item else None
             token_ids = prompt_token_ids(self.recorder.engine, item.get("prompt"), messages)
             adapter = Adapter(**item["adapter"]) if item.get("adapter") else None
             completion = await self._complete_with_retries(job_id, token_ids, sampling, client, adapter)
-            parse_structured(completion, sampling.json_schema)
+            await parse_structured(completion, sampling.json_schema, validator)
         except Exception as exc:  # one bad item never fails the others
             if not isinstance(exc, InputError):
                 log.exception("job %s item %d failed", job_id, idx)

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mcp_llm.engine.base import Adapter, EngineState, EngineStats, Tokenizing, output_budget, routing_key
 from mcp_llm.errors import Busy, InputError, Retryable, Unavailable
+from mcp_llm.schema_guard import check_forwardable
 from mcp_llm.schemas import Completion, EngineConfig, SamplingOptions, Timing, Usage, tokens_per_s
 from mcp_llm.settings import Settings
 
@@ -137,6 +138,7 @@ class RemoteEngine(Tokenizing):
             "request_id": request_id,
         }
         if options.json_schema is not None:
+            check_forwardable(options.json_schema)  # a remote vLLM never sees a ref to anything outside the schema
             body["structured_outputs"] = {"json": options.json_schema}
         return {k: v for k, v in body.items() if v is not None}
 

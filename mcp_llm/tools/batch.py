@@ -143,7 +143,7 @@ async def batch(
     `job_id` at once (poll `job_status`, page `job_results`); a job interrupted by a restart resumes.
     """
     svc = services(ctx)
-    check_json_schema(sampling.json_schema)
+    await check_json_schema(sampling.json_schema)  # refused before the job is stored: nothing fetched, ever
     items = batch_inputs(prompts, messages, svc.settings.max_batch_items)
     with_adapters(items, svc, adapter, item_adapters)
     job_id = svc.jobs.submit(items, sampling, client_name(ctx))

@@ -8,7 +8,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from mcp_llm.engine.base import routing_key
-from mcp_llm.inference import check_json_schema, parse_structured, prompt_token_ids
+from mcp_llm.inference import parse_structured, prompt_token_ids, structured_validator
 from mcp_llm.schemas import ChatMessage, GenerateResult, SamplingOptions, TokenCount
 from mcp_llm.tools import adapters
 from mcp_llm.tools.common import client_name, flat_sampling_options, services, tool_errors
@@ -41,14 +41,14 @@ async def generate(
     Returns the text, why it stopped, token usage and timing (TTFT, total, tokens/s).
     """
     svc = services(ctx)
-    check_json_schema(sampling.json_schema)
+    validator = await structured_validator(sampling.json_schema)  # checked (no remote refs) off the loop
     token_ids = prompt_token_ids(svc.engine, prompt, messages)
     lora = adapters.resolve_adapter(svc, adapter)
     client = client_name(ctx)
     routing_key.set(client)  # a session-routing router in front of a remote vLLM keeps a client on one replica
     with svc.limiter.slot(client):  # a busy error past the in-flight bounds, never an unbounded queue
         completion = await svc.recorder.complete(token_ids, sampling, client=client, kind="generate", adapter=lora)
-    parsed = parse_structured(completion, sampling.json_schema)
+    parsed = await parse_structured(completion, sampling.json_schema, validator)
     return GenerateResult(**completion.model_dump(), model=svc.engine.model_name, parsed=parsed)
 
 
