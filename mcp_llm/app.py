@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,16 +11,27 @@ from contextlib import asynccontextmanager
 from mcp.server.mcpserver import MCPServer
 from mcp.server.request_state import RequestStateSecurity
 from mcp.server.stdio import stdio_server
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp_types import Tool as MCPTool
 
-from mcp_llm import auth, dashboard, http, prompts, resources, tools
+from mcp_llm import arg_errors, auth, dashboard, http, prompts, resources, tools
 from mcp_llm.engine.base import EngineState
 from mcp_llm.services import Runtime, Services, open_services
 from mcp_llm.settings import Settings
 from mcp_llm.stdio_guard import AnswerMalformed
-from mcp_llm.tasks import Tasks, mark_task_tools
+from mcp_llm.subscriptions import Notifications
+from mcp_llm.tasks import Tasks, declare_tasks, mark_task_tools
 
 log = logging.getLogger(__name__)
+
+
+def package_version() -> str:
+    """This package's version, for `serverInfo.version`."""
+    try:
+        return importlib.metadata.version("mcp-llm")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
 
 INSTRUCTIONS = """\
 mcp-llm serves a local LLM through an in-process vLLM engine shared by every client.
@@ -45,6 +57,8 @@ class Server(MCPServer):
     """MCPServer whose tool listing marks the tools that take task-augmented calls, and whose stdio transport
     answers a malformed line with a JSON-RPC error (stdio_guard) instead of dropping it silently."""
 
+    call_tool = arg_errors.readable_argument_errors(MCPServer.call_tool)  # argument errors in words, no pydantic
+
     async def list_tools(self) -> list[MCPTool]:
         return mark_task_tools(await super().list_tools())
 
@@ -62,20 +76,24 @@ def create_app(settings: Settings, shared: Services | None = None, tokens: dict[
     With `tokens` (token → client name), Streamable HTTP requires one of them as a bearer token."""
     runtime = Runtime(start_timeout_s=settings.engine_start_timeout_s)
     task_extension = Tasks(runtime)
+    bus = InMemorySubscriptionBus()
+    notifications = Notifications(runtime, bus, settings.progress_interval_s)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[Runtime]:
         if shared is not None:
             runtime.set(EngineState.READY, shared)
             try:
-                yield runtime
+                async with notifications.running():
+                    yield runtime
             finally:
                 await task_extension.close()
             return
         stop = asyncio.Event()
         engine = asyncio.create_task(_serve_engine(settings, runtime, stop))
         try:
-            yield runtime
+            async with notifications.running():
+                yield runtime
         finally:
             await task_extension.close()
             stop.set()
@@ -85,16 +103,20 @@ def create_app(settings: Settings, shared: Services | None = None, tokens: dict[
         "mcp-llm",
         title="mcp-llm: vLLM serving for agents",
         instructions=INSTRUCTIONS,
+        version=package_version(),
         lifespan=dashboard.with_history(lifespan, runtime),
         log_level=settings.log_level,
         tools=tools.all_tools(),
         token_verifier=auth.StaticTokens(tokens) if tokens else None,
         auth=auth.auth_settings(settings) if tokens else None,
         extensions=[task_extension, dashboard.extension()],
+        subscriptions=bus,
         request_state_security=RequestStateSecurity(keys=settings.request_state_keys)
         if settings.request_state_keys
         else None,
     )
+    declare_tasks(mcp._lowlevel_server)  # capabilities.tasks at 2025-11-25
+    notifications.install(mcp._lowlevel_server)  # resources/subscribe, subscriptions/listen URIs, logging/setLevel
     resources.register(mcp, runtime)
     prompts.register(mcp, prompts.load_prompts(settings.prompts_dir))
     http.register(mcp, runtime)

@@ -51,7 +51,8 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
         "metrics://prometheus",
         name="prometheus_metrics",
         title="Prometheus exposition",
-        description="Our mcp_llm_* series and vLLM's own vllm:* series, in Prometheus text format.",
+        description="Our mcp_llm_* series and the serving engine's own vllm:* series (labelled "
+        'role="generator"; not the embedder\'s), in Prometheus text format.',
         mime_type="text/plain",
     )
     async def prometheus_metrics() -> str:
@@ -136,7 +137,8 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
         "jobs://{job_id}",
         name="job",
         title="Batch job",
-        description=f"A batch job's status and its first {JOB_PAGE} item results (job_results pages the rest).",
+        description=f"A batch job's status and its first {JOB_PAGE} item results (job_results pages the rest). "
+        "Subscribe to it to be told (notifications/resources/updated) as it progresses and when it ends.",
         mime_type="application/json",
     )
     async def job(job_id: str) -> str:

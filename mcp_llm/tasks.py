@@ -24,6 +24,7 @@ from typing import Any
 
 import mcp_types as types
 from mcp.server.extension import Extension, MethodBinding
+from mcp.server.lowlevel import Server as LowLevelServer
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
@@ -260,3 +261,31 @@ def mark_task_tools(tools: list[types.Tool]) -> list[types.Tool]:
     """Tool listings that say which tools take task-augmented calls (2025-11-25 `execution.taskSupport`)."""
     optional = types.ToolExecution(task_support="optional")
     return [t.model_copy(update={"execution": optional}) if t.name in TASK_TOOLS else t for t in tools]
+
+
+def legacy_capability() -> types.ServerTasksCapability:
+    """What the 2025-11-25 `capabilities.tasks` declares: exactly what we serve (`tasks/list`, `tasks/cancel`,
+    task-augmented `tools/call`; no task-augmented sampling or elicitation requests of ours)."""
+    return types.ServerTasksCapability(
+        list=types.TasksListCapability(),
+        cancel=types.TasksCancelCapability(),
+        requests=types.ServerTasksRequestsCapability(
+            tools=types.TasksToolsCapability(call=types.TasksCallCapability())
+        ),
+    )
+
+
+def declare_tasks(server: LowLevelServer) -> None:
+    """Declare `capabilities.tasks` in the `initialize` result when the handshake settles on 2025-11-25 (the
+    revision whose core spec has Tasks). The SDK derives capabilities from registered handlers, with no hook for
+    `tasks`; a middleware adds it to the wire result. At 2026-07-28 the `io.modelcontextprotocol/tasks` extension
+    is declared instead (MCPServer advertises every registered extension under `capabilities.extensions`)."""
+
+    async def declare(ctx: Any, call_next: Any) -> Any:
+        result = await call_next(ctx)
+        if ctx.method == "initialize" and isinstance(result, dict) and result.get("protocolVersion") == LEGACY:
+            declared = legacy_capability().model_dump(by_alias=True, mode="json", exclude_none=True)
+            result = result | {"capabilities": result.get("capabilities", {}) | {"tasks": declared}}
+        return result
+
+    server.middleware.append(declare)
