@@ -430,6 +430,19 @@ def batch_tool_registered() -> bool | None:
         return None
 
 
+async def batch_items(client: Any, answer_body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A finished batch's item results: inline, or (past the server's max_result_chars) read from the paged
+    `jobs://{job_id}/results/{page}` resource the answer links, following each page's `next`."""
+    if answer_body.get("results"):
+        return answer_body["results"]
+    items, uri = [], answer_body.get("results_uri")
+    while uri:
+        page = json.loads((await client.read_resource(uri)).contents[0].text)
+        items += page["items"]
+        uri = page.get("next")
+    return items
+
+
 async def stage_batch_stdio(
     model_dir: Path,
     prompts: list[str],
@@ -484,10 +497,10 @@ async def stage_batch_stdio(
                 "batch", arguments, read_timeout_seconds=CALL_TIMEOUT_S, progress_callback=on_progress
             )
             wall = time.perf_counter() - t0
+            answer_body = structured(answer, "batch")
+            items = await batch_items(client, answer_body)
             _, _, stdio_overhead = await overhead_figures(client, prompts, overhead_calls)
-    answer_body = structured(answer, "batch")
     job = answer_body.get("job") or answer_body  # job fields nested under `job` (or flat, as first sketched)
-    items = answer_body.get("results") or []
     ok = [item for item in items if not item.get("error") and item.get("usage")]
     tool_figures(result, ok, wall, len(prompts) * max_tokens)
     result.extra |= {
@@ -498,6 +511,7 @@ async def stage_batch_stdio(
         "item_errors": [item.get("error") for item in items if item.get("error")][:5],
         "server_elapsed_s": answer_body.get("elapsed_s"),
         "server_output_tokens_per_s": answer_body.get("output_tokens_per_s"),
+        "results_paged": bool(answer_body.get("results_uri")),
         "progress_notifications": progress["notifications"],
         "progress_last": progress["last"],
         "progress_total": progress["total"],
@@ -870,6 +884,81 @@ def _version(*distributions: str) -> str | None:
     return None
 
 
+# Peak HBM bandwidth (TB/s) by device name (torch.cuda.get_device_name), used when it cannot be measured.
+HBM_TB_S = (("H200", 4.8), ("H100 SXM", 3.35), ("H100 80GB HBM3", 3.35), ("A100-SXM4-80GB", 2.0), ("A100 80GB", 2.0))
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+def weight_bytes(model_dir: Path, dtype: str) -> int | None:
+    """Bytes of weights one decode step reads: the checkpoint's safetensors, or (dummy weights: a config only)
+    a Llama-shaped parameter count from config.json times the dtype's size; None when neither is known."""
+    files = list(model_dir.glob("*.safetensors"))
+    if files:
+        return sum(f.stat().st_size for f in files)
+    try:
+        c = json.loads((model_dir / "config.json").read_text())
+        h, inter, layers, vocab = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["vocab_size"]
+        heads = c["num_attention_heads"]
+        kv, head_dim = c.get("num_key_value_heads", heads), c.get("head_dim") or h // heads
+        size = DTYPE_BYTES.get(dtype) or DTYPE_BYTES[str(c.get("torch_dtype") or c.get("dtype"))]
+    except (OSError, KeyError, ValueError):
+        return None
+    attention = 2 * h * heads * head_dim + 2 * h * kv * head_dim  # q and o, k and v
+    per_layer = attention + 3 * h * inter + 2 * h  # gate, up, down; two norms
+    embeddings = vocab * h * (1 if c.get("tie_word_embeddings") else 2)
+    return (layers * per_layer + embeddings + h) * size
+
+
+def hbm_read_tb_s() -> float | None:
+    """Read bandwidth of GPU 0 measured as /work/shared/gpu/hbm_bw.py does (a 2 GiB bf16 sum, CUDA events)."""
+    import torch
+
+    x = torch.ones(1 << 30, dtype=torch.bfloat16, device="cuda")
+    for _ in range(3):
+        x.sum(dtype=torch.float32)
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(20):
+        x.sum(dtype=torch.float32)
+    end.record()
+    end.synchronize()
+    seconds = start.elapsed_time(end) / 1e3 / 20
+    del x
+    torch.cuda.empty_cache()
+    return (2 << 30) / seconds / 1e12
+
+
+def device_roofline(model_dir: Path, dtype: str) -> dict[str, Any] | None:
+    """The batch-1 decode roofline of the GPU this ran on (tok/s = HBM bandwidth / weight bytes): bandwidth
+    measured, else from HBM_TB_S by device name; None without a GPU or when neither figure is known."""
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        device = torch.cuda.get_device_name(0)
+    except ImportError:
+        return None
+    size = weight_bytes(model_dir, dtype)
+    try:
+        bandwidth, source = hbm_read_tb_s(), "measured (read, 2 GiB)"
+    except Exception as exc:  # out of memory, a busy device: fall back to the datasheet
+        log(f"could not measure HBM bandwidth ({exc}); using the table")
+        bandwidth = next((tb for pattern, tb in HBM_TB_S if pattern in device), None)
+        source = "datasheet"
+    if not size or not bandwidth:
+        log(f"no decode roofline for {device} (bandwidth {bandwidth}, weight bytes {size})")
+        return None
+    return {
+        "device": device,
+        "hbm_tb_s": round(bandwidth, 3),
+        "bandwidth_source": source,
+        "weight_bytes": size,
+        "tok_s": bandwidth * 1e12 / size,
+    }
+
+
 def machine_info(model: Path) -> dict[str, Any]:
     """What the figures were measured on."""
     info: dict[str, Any] = {
@@ -937,7 +1026,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--decode-tokens", type=int, default=0, help="also time one request of this many tokens alone in b and e"
     )
-    parser.add_argument("--roofline-tok-s", type=float, default=None, help="batch-1 decode roofline to compare with")
+    parser.add_argument(
+        "--roofline-tok-s",
+        type=float,
+        default=None,
+        help="batch-1 decode roofline to compare with (default: this GPU's HBM bandwidth / the weight bytes; "
+        "none on CPU or an unknown GPU)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default bench/results/bench-<UTC>.json)")
     args = parser.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -973,7 +1068,10 @@ def main(argv: list[str] | None = None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     log(f"stages {','.join(args.stages)}: {args.prompts} prompts x {args.max_tokens} tokens, model {args.model}")
     results = run_stages(args, out)
-    ratio_values = ratios(results, args.roofline_tok_s)
+    roofline = device_roofline(args.model, args.dtype) if args.roofline_tok_s is None else None
+    if args.roofline_tok_s is not None:
+        roofline = {"tok_s": args.roofline_tok_s, "bandwidth_source": "--roofline-tok-s"}
+    ratio_values = ratios(results, roofline and roofline["tok_s"])
     report = {
         "date": now.isoformat(),
         "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
@@ -990,6 +1088,7 @@ def main(argv: list[str] | None = None) -> None:
         },
         "stages": {r.stage: asdict(r) for r in results},
         "ratios": ratio_values,
+        "roofline": roofline,
     }
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(format_report(results, ratio_values), flush=True)

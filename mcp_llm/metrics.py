@@ -2,6 +2,8 @@
 
 Per request (from vLLM's own timestamps): queue time, TTFT, TPOT, end-to-end latency, tokens.
 Engine-wide (from vLLM's scheduler stats): running and waiting requests, KV-cache use, prefix-cache hits.
+The Prometheus exposition adds vLLM's own `vllm:*` series of the serving engine only (each engine keeps them
+in a registry of its own, bound to its EngineStats), labelled `role="generator"`.
 """
 
 from __future__ import annotations
@@ -9,9 +11,12 @@ from __future__ import annotations
 import statistics
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from mcp_llm.engine.base import EngineStats
 from mcp_llm.schemas import Completion
@@ -121,9 +126,37 @@ class Metrics:
         }
 
     def exposition(self, stats: EngineStats) -> bytes:
-        """Prometheus text format: our series, then vLLM's own (`vllm:*`) from the process registry."""
+        """Prometheus text format: our series, then the serving engine's own `vllm:*` series (the engine whose
+        `stats` these are, never the embedder's or a measuring engine's), labelled role="generator"."""
         self.update_engine(stats)
-        return generate_latest(self.registry) + generate_latest(REGISTRY)
+        series = engine_series(stats)
+        own = generate_latest(self.registry)
+        return own if series is None else own + generate_latest(Labelled(series, {"role": "generator"}))
+
+
+ENGINE_SERIES = "_vllm_series"  # the attribute of an engine's EngineStats holding its vllm:* registry
+
+
+def bind_engine_series(stats: EngineStats, registry: CollectorRegistry) -> None:
+    """Record that `registry` holds the vllm:* series of the engine whose scheduler stats `stats` are."""
+    setattr(stats, ENGINE_SERIES, registry)
+
+
+def engine_series(stats: EngineStats) -> CollectorRegistry | None:
+    """The vllm:* registry of the engine behind `stats` (None: a remote engine, or none bound)."""
+    return getattr(stats, ENGINE_SERIES, None)
+
+
+class Labelled(Collector):
+    """A registry's metric families with constant labels added to every sample."""
+
+    def __init__(self, registry: CollectorRegistry, labels: dict[str, str]) -> None:
+        self.registry, self.labels = registry, labels
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            family.samples = [s._replace(labels={**s.labels, **self.labels}) for s in family.samples]
+            yield family
 
 
 def _total(metric: Counter) -> float:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mcp_llm.background import repeating
 from mcp_llm.engine import reaper
-from mcp_llm.engine.base import EngineBackend, EngineState
+from mcp_llm.engine.base import EngineBackend, EngineState, Phase
 from mcp_llm.engine.embedder import Embedder
 from mcp_llm.engine.swap import EngineSpec, Starter, SwappableEngine
 from mcp_llm.errors import Unavailable
@@ -47,13 +47,15 @@ class Runtime:
     """Where the server stands: the lifespan's context, also read by static resources and /health.
 
     The engine starts in the background, so clients connect (and `/health` answers 503 `starting`)
-    at once; handlers wait for it with `wait_ready`.
+    at once; handlers wait for it with `wait_ready`, telling their callers `waiting_for()` meanwhile.
     """
 
     state: EngineState = EngineState.STARTING
     detail: str = field(default="")
     services: Services | None = None
     start_timeout_s: float = 900.0
+    progress_interval_s: float = 0.5  # keep-alive progress while a call waits (the setting, once the start begins)
+    phase: Phase = field(default_factory=Phase)  # where the start is: "importing vLLM", "loading weights", ...
     _settled: asyncio.Event = field(default_factory=asyncio.Event)
 
     def set(self, state: EngineState, services: Services | None = None, detail: str = "") -> None:
@@ -67,6 +69,15 @@ class Runtime:
             reason = f": {self.detail}" if self.detail else "; retry in a moment"
             raise Unavailable(f"The engine is {self.state.value}{reason}.")
         return self.services
+
+    def waiting_for(self) -> str | None:
+        """What a call would wait for now, in words ("engine starting: loading weights", "model swap to X:
+        draining requests in flight"); None when the engine serves."""
+        if self.state is EngineState.STARTING:
+            return f"engine starting: {self.phase.text}" if self.phase.text else "engine starting"
+        if self.services is not None and self.state is EngineState.READY:
+            return self.services.engine.waiting_for()
+        return None
 
     async def wait_ready(self) -> Services:
         """The services once the engine serves; Unavailable if it failed or is not up within start_timeout_s."""
@@ -87,19 +98,23 @@ def resolve_model(settings: Settings) -> tuple[str, str]:
     return settings.served_model_name or default_model.MODEL_NAME, str(path)
 
 
-def engine_starter(settings: Settings) -> Starter:
+def engine_starter(settings: Settings, phase: Phase | None = None) -> Starter:
     """Starts the serving engine from a spec (at start, and on every `load_model`), logging vLLM's output
-    also to <data_dir>/logs/engine.log (where the chosen kernels are read) and recording its processes."""
+    also to <data_dir>/logs/engine.log (where the chosen kernels are read) and recording its processes;
+    where the start is goes to `phase`."""
+    phase = phase or Phase()
 
     async def start(spec: EngineSpec) -> EngineBackend:
         if settings.backend == "openai":
             from mcp_llm.engine.remote import RemoteEngine
 
+            phase.set(f"connecting to the vLLM server at {settings.base_url}")
             return await RemoteEngine.start(settings)
         from mcp_llm.engine.local import LocalEngine
 
+        log_file = settings.data_dir / "logs" / "engine.log"
         async with reaper.recording(settings.data_dir):
-            return await LocalEngine.start(spec.args, spec.name, log_file=settings.data_dir / "logs" / "engine.log")
+            return await LocalEngine.start(spec.args, spec.name, log_file=log_file, on_phase=phase.set)
 
     return start
 
@@ -143,10 +158,12 @@ async def _flush_every(store: Store, interval_s: float) -> None:
 async def open_services(settings: Settings, runtime: Runtime | None = None) -> AsyncIterator[Services]:
     """Start engine, store and job runner; resume unfinished jobs; on exit stop jobs, drain, stop the engine."""
     runtime = runtime or Runtime()
+    runtime.progress_interval_s = settings.progress_interval_s
+    phase = runtime.phase
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     reaper.reap_stale(settings.data_dir)
     runtime.set(EngineState.STARTING)
-    start = engine_starter(settings)
+    start = engine_starter(settings, phase)
     try:
         store = Store(settings.database, settings.request_log_max_rows)  # a damaged database stops the start
     except StoreError as exc:
@@ -156,9 +173,12 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
         if settings.backend == "openai":
             spec = EngineSpec(settings.served_model_name or "remote", {"model": settings.base_url})
         else:
+            phase.set("finding the model" if settings.model else "preparing the default model")
             name, path = await asyncio.to_thread(resolve_model, settings)  # may prepare the default model (~45 s)
             spec = EngineSpec(name, settings.engine_args(path))
-        engine = SwappableEngine(await start(spec), spec, start)  # load_model swaps what it holds
+        engine = SwappableEngine(await start(spec), spec, start, phase)  # load_model swaps what it holds
+        if settings.embedding_model:
+            phase.set("starting the embedding engine")
         embedder = await start_embedder(settings, engine)
     except Exception as exc:
         runtime.set(EngineState.FAILED, detail=f"{type(exc).__name__}: {exc}")
@@ -172,6 +192,7 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
     services = Services(settings, engine, store, metrics, recorder, jobs, limiter, embedder)
     flusher = asyncio.create_task(_flush_every(store, settings.flush_interval_s))
     jobs.resume(take_all=settings.backend == "local")  # local: this server alone owns the data dir
+    phase.set("")
     runtime.set(EngineState.READY, services)
 
     async def watch_engine() -> None:

@@ -12,6 +12,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,11 @@ ITEM_RESULT_COLUMNS = (
     "error",
     "finished_at",
 )
+
+
+# The batch item (its index in the job) the current task runs: set per item task by the job runner, so each
+# request-log row of a batch names its item and executions can be counted per item (a re-run shows twice).
+request_item: ContextVar[int | None] = ContextVar("request_item", default=None)
 
 
 class StoreError(RuntimeError):
@@ -114,6 +120,7 @@ class Store:
                 "client": str,
                 "kind": str,
                 "job_id": str,
+                "item": int,
                 "model": str,
                 "status": str,
                 "prompt_tokens": int,
@@ -127,6 +134,8 @@ class Store:
             pk="id",
             if_not_exists=True,
         )
+        if "item" not in self.db["requests"].columns_dict:  # databases made before the log named batch items
+            self.db["requests"].add_column("item", int)
         self.db["benchmarks"].create(
             {"id": str, "created_at": float, "kind": str, "title": str, "request": str, "rows": str, "chart": bytes},
             pk="id",
@@ -245,8 +254,9 @@ class Store:
 
     # --- request log ---
     def log_request(self, row: dict[str, Any]) -> None:
-        """Buffer one request-log row; written at the next flush."""
-        self._request_rows.append({"at": time.time(), **row})
+        """Buffer one request-log row (with the batch item the current task runs, if any); written at the next
+        flush."""
+        self._request_rows.append({"at": time.time(), "item": request_item.get(), **row})
 
     def requests(self, limit: int = 100, completed_except: str | None = None) -> list[dict]:
         """The newest request-log rows; with `completed_except`, only completed ones not of that kind."""

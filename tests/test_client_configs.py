@@ -1,5 +1,6 @@
 """The client configurations we ship or document parse, and the command each names starts a server that
-lists our tools: `.cursor/mcp.json` (Cursor) and the README's `claude_desktop_config.json` snippet."""
+lists our tools and answers `generate` (the engine started, not only the tool list, which answers before it):
+`.cursor/mcp.json` (Cursor) and the README's `claude_desktop_config.json` snippet."""
 
 from __future__ import annotations
 
@@ -16,13 +17,19 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 async def check_entry(entry: dict, expand: Callable[[str], str], tmp_path) -> None:
-    """The server entry's command and args (after the client's own expansion) start our server."""
+    """The server entry's command and args (after the client's own expansion) start our server, which
+    generates."""
     command, args = expand(entry["command"]), [expand(a) for a in entry["args"]]
     assert command == str(REPO / ".venv" / "bin" / "python") and args == [str(REPO / "server.py")]
     params = StdioServerParameters(command=command, args=args, env=server_env(tmp_path, **entry.get("env", {})))
     async with Client(params, read_timeout_seconds=240) as client:
         names = {t.name for t in (await client.list_tools()).tools}
+        answer = await client.call_tool(
+            "generate", {"prompt": "The capital of France is", "max_tokens": 4, "temperature": 0}
+        )
     assert {"generate", "batch", "solve", "embed"} <= names
+    assert not answer.is_error, answer.content
+    assert answer.structured_content["text"].strip() and answer.structured_content["usage"]["completion_tokens"] > 0
 
 
 async def test_cursor_config_starts_the_server(tmp_path) -> None:

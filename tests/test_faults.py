@@ -1,5 +1,6 @@
 """Faults injected into a running server: the vLLM engine-core process SIGKILLed mid-batch. The server notices
-(`/health` says it is restarting), starts the engine again, and the job finishes with every item exactly once."""
+(`/health` says it is restarting), starts the engine again, and the job finishes with every item's result stored
+exactly once; the items the kill cut off ran again (at-least-once execution, counted in the request log)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from mcp import Client
 
 from tests.servers import HttpServer, descendants, http_server, start_fails
+from tests.test_resume import assert_each_result_once_each_item_run_at_least_once, stored_done
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 ITEMS = 12
@@ -38,6 +40,7 @@ async def test_engine_core_killed_mid_batch_is_restarted_and_the_job_completes(t
             with anyio.fail_after(120):
                 while (await client.call_tool("job_status", {"job_id": job_id})).structured_content["completed"] < 2:
                     await anyio.sleep(0.2)
+            durable = stored_done(tmp_path / "mcp-llm.db", job_id)
             os.kill(engine_core(server), signal.SIGKILL)
             with anyio.fail_after(60):  # the watchdog looks every second
                 while (state := await health(server))["status"] != "starting":
@@ -54,7 +57,11 @@ async def test_engine_core_killed_mid_batch_is_restarted_and_the_job_completes(t
                     await anyio.sleep(0.5)
             assert (status["completed"], status["failed"], status["pending"]) == (ITEMS, 0, 0)
             page = (await client.call_tool("job_results", {"job_id": job_id, "limit": 100})).structured_content
-            assert [item["index"] for item in page["items"]] == list(range(ITEMS))
+            runs = assert_each_result_once_each_item_run_at_least_once(
+                tmp_path / "mcp-llm.db", job_id, ITEMS, page, durable
+            )
+            # the server lived on: the requests the dead engine cut off ended as errors, and those items ran again
+            assert sum(len(r) for r in runs.values()) > ITEMS and any("error" in r for r in runs.values()), runs
             assert all(item["usage"]["completion_tokens"] == TOKENS for item in page["items"])
             answer = await client.call_tool("generate", {"prompt": "The capital of France is", "max_tokens": 4})
             assert not answer.is_error and answer.structured_content["text"]

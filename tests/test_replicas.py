@@ -1,6 +1,7 @@
 """The horizontal HTTP tier: two server processes in remote mode behind no balancer at all (a client talks
 to either), stateless HTTP, one shared data dir: a job submitted through one is seen and cancelled through
-the other, and when its server dies the other takes it over and finishes it, every item once."""
+the other, and when its server dies the other takes it over and finishes it: each item's result stored exactly
+once, each item executed at least once (the requests A had in flight ran again on B)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mcp_llm.vllm_server import VllmServer
 from tests.servers import http_server
+from tests.test_resume import assert_each_result_once_each_item_run_at_least_once, stored_done
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 ITEMS = 12
@@ -60,6 +62,7 @@ async def test_two_replicas_share_jobs_and_take_over_a_dead_ones(tmp_path: Path,
         with anyio.fail_after(60):  # the items run at once and end together: kill A while vLLM decodes them
             while await remote_running(vllm_remote.url) < ITEMS:
                 await anyio.sleep(0.1)
+        durable = stored_done(shared / "mcp-llm.db", job_id)
         a.proc.kill()  # replica A dies mid-job; its lease runs out and B takes the job over
         a.proc.wait(timeout=30)
         assert (await status(b.url, job_id))["completed"] < ITEMS
@@ -70,6 +73,6 @@ async def test_two_replicas_share_jobs_and_take_over_a_dead_ones(tmp_path: Path,
         assert (await status(b.url, doomed_id))["status"] == "cancelled"
         async with Client(b.url) as client:
             page = (await client.call_tool("job_results", {"job_id": job_id, "limit": 100})).structured_content
-    assert [item["index"] for item in page["items"]] == list(range(ITEMS))
+    assert_each_result_once_each_item_run_at_least_once(shared / "mcp-llm.db", job_id, ITEMS, page, durable)
     assert all(item["usage"]["completion_tokens"] == TOKENS for item in page["items"])
     assert "resumed 1 unfinished jobs" in (tmp_path / "b" / "server.log").read_text()

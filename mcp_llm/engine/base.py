@@ -22,6 +22,17 @@ class Adapter:
     path: str
 
 
+@dataclass
+class Phase:
+    """What a starting engine is doing now, in words ("importing vLLM", "loading weights", ...), so that calls
+    waiting for it can tell their callers (keep-alive progress); empty when nothing is known."""
+
+    text: str = ""
+
+    def set(self, text: str) -> None:
+        self.text = text
+
+
 class EngineState(StrEnum):
     STARTING = "starting"
     READY = "ready"

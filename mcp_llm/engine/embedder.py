@@ -8,7 +8,7 @@ import logging
 import time
 from typing import Any
 
-from mcp_llm.engine.local import _prepare_environment, _tokenizer, resolve_dtype
+from mcp_llm.engine.local import _tokenizer, import_vllm, resolve_dtype
 from mcp_llm.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ class Embedder:
 
     @classmethod
     async def start(cls, model_path: str, model_name: str) -> Embedder:
-        _prepare_environment()
+        await import_vllm()  # off the event loop (a no-op when the generator imported it already)
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.platforms import current_platform
         from vllm.v1.engine.async_llm import AsyncLLM

@@ -1,8 +1,9 @@
 """In-process vLLM (`AsyncLLM`): the only module that imports vLLM.
 
-vLLM is imported lazily, inside `LocalEngine.start`, so importing this module has no side effects
-(vLLM spawns its engine core in a new process) and, in stdio mode, anything vLLM prints at import
-lands after the transport has claimed stdout.
+vLLM is imported lazily, inside `LocalEngine.start` (in a worker thread: `import_vllm`), so importing this
+module has no side effects (vLLM spawns its engine core in a new process), the server answers `initialize`
+and `tools/list` before vLLM, torch and transformers are loaded (~10 s on a small CPU), and, in stdio mode,
+anything vLLM prints at import lands after the transport has claimed stdout.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import json
 import logging
 import os
 import re
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mcp_llm.engine.base import Adapter, EngineState, EngineStats, Tokenizing, output_budget
 from mcp_llm.errors import InputError, Retryable, Unavailable
+from mcp_llm.schema_guard import check_forwardable
 from mcp_llm.schemas import Completion, EngineConfig, SamplingOptions, Timing, Usage, tokens_per_s
 
 log = logging.getLogger(__name__)
@@ -31,6 +35,68 @@ def _prepare_environment() -> None:
     """vLLM logs to stdout unless told otherwise; the engine-core process inherits this."""
     os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
     os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "1")
+
+
+def _import_vllm() -> None:
+    """Import vLLM (and with it torch and transformers: ~10 s on a small CPU). Nothing imports it at module level:
+    the server answers `initialize` first, and the engine start imports it here, in a worker thread, so the
+    event loop keeps serving meanwhile."""
+    _prepare_environment()  # before the first vLLM import: its logger reads VLLM_LOGGING_STREAM then
+    import vllm.engine.arg_utils
+    import vllm.platforms
+    import vllm.v1.engine.async_llm  # noqa: F401
+
+
+async def import_vllm(on_phase: Callable[[str], None] | None = None) -> None:
+    """`_import_vllm` off the event loop; reports the phase when the import has not happened yet."""
+    _prepare_environment()  # also when vLLM is imported already: the engine-core process reads it at spawn
+    if "vllm.v1.engine.async_llm" in sys.modules:
+        return
+    if on_phase is not None:
+        on_phase("importing vLLM")
+    await asyncio.to_thread(_import_vllm)
+
+
+# Where an engine start is, from vLLM's own log lines (main and engine-core processes both write the log file).
+START_PHASES = (
+    ("init engine (profile, create kv cache, warmup model) took", "finishing start"),
+    ("Loading weights took", "compiling/profiling"),
+    ("Model loading took", "compiling/profiling"),
+    ("Warming up model for the compilation", "compiling/profiling"),
+    ("Starting to load model", "loading weights"),
+)
+
+
+def start_phase(log_text: str) -> str | None:
+    """The latest start phase vLLM's log shows, None before any."""
+    found = [(log_text.rfind(marker), phase) for marker, phase in START_PHASES]
+    position, phase = max(found)
+    return phase if position >= 0 else None
+
+
+@contextlib.asynccontextmanager
+async def _watching_phase(log_file: Path | None, on_phase: Callable[[str], None], every_s: float = 0.5):
+    """While the engine builds, read the phase from its log file every `every_s` (a few KB) and report it."""
+    on_phase("starting the engine")
+
+    async def watch() -> None:
+        assert log_file is not None
+        while True:
+            await asyncio.sleep(every_s)
+            with contextlib.suppress(OSError):
+                if (phase := start_phase(log_file.read_text(errors="replace"))) is not None:
+                    on_phase(phase)
+
+    if log_file is None:
+        yield
+        return
+    watcher = asyncio.create_task(watch())
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
 
 
 class LocalEngine(Tokenizing):
@@ -51,13 +117,21 @@ class LocalEngine(Tokenizing):
         self.log_file: Path | None = None
 
     @classmethod
-    async def start(cls, engine_args: dict[str, Any], model_name: str, log_file: Path | None = None) -> LocalEngine:
+    async def start(
+        cls,
+        engine_args: dict[str, Any],
+        model_name: str,
+        log_file: Path | None = None,
+        on_phase: Callable[[str], None] | None = None,
+    ) -> LocalEngine:
         """Build the engine from EngineArgs fields and wait until it serves.
 
         With `log_file`, vLLM's logs (its engine-core process's too) are also written there, which is
-        where `kernels()` reads the linear kernels vLLM chose.
+        where `kernels()` reads the linear kernels vLLM chose. `on_phase` hears where the start is
+        ("importing vLLM", "loading weights", "compiling/profiling", ...).
         """
-        _prepare_environment()
+        report = on_phase or (lambda _phase: None)
+        await import_vllm(report)
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.platforms import current_platform
         from vllm.v1.engine.async_llm import AsyncLLM
@@ -78,9 +152,10 @@ class LocalEngine(Tokenizing):
         stats = EngineStats()
         # in a thread: building the engine takes ~30 s, and the event loop keeps serving meanwhile
         try:
-            llm = await asyncio.to_thread(
-                AsyncLLM.from_engine_args, AsyncEngineArgs(**args), stat_loggers=[_stats_recorder(stats)]
-            )
+            async with _watching_phase(log_file, report):
+                llm = await asyncio.to_thread(
+                    AsyncLLM.from_engine_args, AsyncEngineArgs(**args), stat_loggers=_stat_loggers(stats)
+                )
         except ValueError as exc:  # vLLM's config checks (pydantic's ValidationError is a ValueError too)
             raise EngineSettingsError(f"vLLM rejected the engine settings: {_first_error(exc)}") from exc
         try:
@@ -135,7 +210,10 @@ class LocalEngine(Tokenizing):
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
-        structured = StructuredOutputsParams(json=options.json_schema) if options.json_schema is not None else None
+        structured = None
+        if options.json_schema is not None:
+            check_forwardable(options.json_schema)  # every caller checked it already; a second line of defence
+            structured = StructuredOutputsParams(json=options.json_schema)
         return SamplingParams(
             max_tokens=max_tokens,
             temperature=options.temperature,
@@ -348,6 +426,55 @@ def resolve_dtype(requested: str) -> str:
         log.info("this CPU has no bf16 instructions: serving in float32 (set --dtype to override)")
         return "float32"
     return requested
+
+
+def _stat_loggers(stats: EngineStats) -> list[Any]:
+    """vLLM stat loggers for one engine: `_stats_recorder` into `stats`, and vLLM's Prometheus logger writing
+    this engine's `vllm:*` series into a registry of its own, bound to `stats` for `metrics://prometheus`.
+    vLLM's default logger writes the process-global registry, which every new AsyncLLM (the embedder,
+    quantize's measuring engines, the engine after a swap) clears and refills with its own series."""
+    from prometheus_client import CollectorRegistry
+
+    from mcp_llm.metrics import bind_engine_series
+
+    registry = CollectorRegistry()
+    try:
+        prometheus = _prometheus_logger(registry)
+    except (ImportError, AttributeError, TypeError) as exc:  # another vLLM's internals: export no vllm:* series
+        log.warning("cannot give this engine its own Prometheus registry (%s); vllm:* series not exported", exc)
+        return [_stats_recorder(stats)]
+    bind_engine_series(stats, registry)
+    return [_stats_recorder(stats), prometheus]
+
+
+def _prometheus_logger(registry: Any) -> type:
+    """vLLM's PrometheusStatLogger (and its speculative-decoding, connector and perf parts) with every metric
+    it creates registered in `registry` instead of prometheus_client's global REGISTRY."""
+    import prometheus_client
+    from vllm.v1.metrics.loggers import AggregateStatLoggerBase, PrometheusStatLogger
+
+    if not issubclass(PrometheusStatLogger, AggregateStatLoggerBase):  # built once for all engines, by index
+        raise TypeError("this vLLM builds its Prometheus logger per engine")
+
+    def bound(metric: type) -> type:
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            metric.__init__(self, *args, **(kwargs | {"registry": registry}))
+
+        return type(metric.__name__, (metric,), {"__init__": __init__})
+
+    metric_classes = {
+        "_counter_cls": bound(prometheus_client.Counter),
+        "_gauge_cls": bound(prometheus_client.Gauge),
+        "_histogram_cls": bound(prometheus_client.Histogram),
+    }
+    parts = {}
+    for attribute in ("_spec_decoding_cls", "_kv_connector_cls", "_ec_connector_cls", "_perf_metrics_cls"):
+        if (part := getattr(PrometheusStatLogger, attribute, None)) is not None:
+            own = {name: cls for name, cls in metric_classes.items() if hasattr(part, name)}
+            parts[attribute] = type(part.__name__, (part,), own)
+    for attribute in metric_classes:
+        getattr(PrometheusStatLogger, attribute)  # AttributeError on a vLLM without these hooks
+    return type("EnginePrometheusStatLogger", (PrometheusStatLogger,), metric_classes | parts)
 
 
 def _stats_recorder(target: EngineStats) -> Any:

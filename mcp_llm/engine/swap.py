@@ -13,10 +13,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcp_llm.engine.base import Adapter, EngineBackend, EngineState, EngineStats
+from mcp_llm.engine.base import Adapter, EngineBackend, EngineState, EngineStats, Phase
 from mcp_llm.errors import Retryable, Unavailable
 from mcp_llm.schemas import ChatMessage, Completion, EngineConfig, SamplingOptions
 
@@ -35,6 +36,11 @@ class EngineSpec:
 
 Starter = Callable[[EngineSpec], Awaitable[EngineBackend]]
 
+# How a request waits at a closed gate: (the wait, what it waits for in words) -> the wait, done. The tool layer
+# sets it around a call (keep-alive progress to the caller, see tools/common.py); unset, the wait is silent.
+GateWaiter = Callable[[Awaitable[None], Callable[[], str | None]], Awaitable[None]]
+gate_waiter: ContextVar[GateWaiter | None] = ContextVar("gate_waiter", default=None)
+
 
 class SwapAborted(Retryable):
     """A request was still running when a swap's drain timed out and was aborted; it can be sent again."""
@@ -47,8 +53,10 @@ class SwapFailed(Unavailable):
 class SwappableEngine:
     """An EngineBackend that forwards to the current engine and can swap it for another."""
 
-    def __init__(self, engine: EngineBackend, spec: EngineSpec, starter: Starter) -> None:
+    def __init__(self, engine: EngineBackend, spec: EngineSpec, starter: Starter, phase: Phase | None = None) -> None:
         self._engine, self.spec, self._starter = engine, spec, starter
+        self.phase = phase or Phase()  # what the starter is doing (it reports there), while the gate is closed
+        self._closed_for = ""  # why the gate is closed: "model swap to X", "engine restarting (attempt 1/3)"
         self._open = asyncio.Event()
         self._open.set()
         self._lock = asyncio.Lock()
@@ -97,6 +105,14 @@ class SwappableEngine:
     @property
     def swapping(self) -> bool:
         return not self._open.is_set()
+
+    def waiting_for(self) -> str | None:
+        """What a request at the closed gate waits for, with the start's phase ("model swap to X: loading
+        weights"); None while the gate is open."""
+        if self._open.is_set():
+            return None
+        what = self._closed_for or "engine swap"
+        return f"{what}: {self.phase.text}" if self.phase.text else what
 
     def config(self) -> EngineConfig:
         return self._engine.config()
@@ -157,6 +173,8 @@ class SwappableEngine:
                     await self._engine.shutdown(0)
                 for attempt in range(1, attempts + 1):
                     self._restart_detail = f"the engine process died; restarting it (attempt {attempt}/{attempts})"
+                    self._closed_for = f"engine restarting (attempt {attempt}/{attempts})"
+                    self.phase.set("restarting")
                     log.warning("%s", self._restart_detail)
                     try:
                         self._engine = await self._starter(self.spec)
@@ -173,6 +191,8 @@ class SwappableEngine:
                 self._engine.state = EngineState.FAILED
             finally:
                 self.restarting = False
+                self._closed_for = ""
+                self.phase.set("")
                 self._open.set()
 
     # --- swapping ---
@@ -180,7 +200,11 @@ class SwappableEngine:
         """The engine to run on, once no swap is in progress."""
         if self._open.is_set():
             return self._engine
-        await self._open.wait()
+        waiter = gate_waiter.get()
+        if waiter is None:
+            await self._open.wait()
+        else:
+            await waiter(self._open.wait(), self.waiting_for)
         if self._tokenizer_changed:
             raise Unavailable(
                 f"The served model changed to {self._engine.model_name}, whose tokenizer differs, while this "
@@ -197,14 +221,18 @@ class SwappableEngine:
             self._open.clear()
             started = time.monotonic()
             old, old_spec = self._engine, self.spec
+            self._closed_for = f"model swap to {spec.name}"
             try:
                 log.info("swapping %s -> %s: draining (up to %.0f s)", old.model_name, spec.name, drain_timeout_s)
+                self.phase.set("draining requests in flight")
                 await old.shutdown(drain_timeout_s)
+                self.phase.set("starting the new engine")
                 try:
                     new = await self._starter(spec)
                 except Exception as exc:
                     log.exception("the engine for %s failed to start; restoring %s", spec.name, old_spec.name)
                     reason = f"{type(exc).__name__}: {exc}"
+                    self._closed_for = f"model swap to {spec.name} failed; restoring {old_spec.name}"
                     try:
                         self._engine = await self._starter(old_spec)
                     except Exception as again:
@@ -219,4 +247,6 @@ class SwappableEngine:
                 return new
             finally:
                 self.last_swap_s = time.monotonic() - started
+                self._closed_for = ""
+                self.phase.set("")
                 self._open.set()

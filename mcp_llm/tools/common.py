@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import inspect
+import math
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -16,6 +20,9 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from pydantic import ConfigDict, ValidationError, create_model
 
+from mcp_llm.arg_errors import describe
+from mcp_llm.engine.base import EngineState
+from mcp_llm.engine.swap import gate_waiter
 from mcp_llm.errors import InputError, Unavailable
 from mcp_llm.schemas import SamplingOptions
 from mcp_llm.services import Services
@@ -36,13 +43,95 @@ class TaskHooks:
 current_task: ContextVar[TaskHooks | None] = ContextVar("current_task", default=None)
 
 
+class ProgressLine:
+    """One call's progress values, kept strictly increasing as the protocol asks.
+
+    A keep-alive sent while the call waits (engine start, swap, restart) takes the next value between the last
+    one sent and the next whole number; once keep-alives went out before the tool's own first report, the
+    tool's values are shifted by one (`done + 1` of `total + 1`), so they still rise above them. A tool that
+    repeats a value (a job with nothing finished in an interval) gets the same half-step treatment."""
+
+    def __init__(self) -> None:
+        self.last: float | None = None
+        self.offset = 0.0
+        self.own_reports = 0
+
+    def between(self) -> float:
+        """A value above the last one sent and below the next whole number."""
+        if self.last is None:
+            return 0.5
+        return self.last + (math.floor(self.last) + 1 - self.last) / 2
+
+    def keep_alive(self) -> float:
+        if self.own_reports == 0:
+            self.offset = 1.0
+        self.last = self.between()
+        return self.last
+
+    def own(self, done: float, total: float | None) -> tuple[float, float | None]:
+        self.own_reports += 1
+        value = done + self.offset
+        if self.last is not None and value <= self.last:
+            value = self.between()
+        self.last = value
+        return value, (total + self.offset if total is not None else None)
+
+
+_progress_line: ContextVar[ProgressLine | None] = ContextVar("progress_line", default=None)
+
+
+def _line() -> ProgressLine:
+    line = _progress_line.get()
+    if line is None:  # outside tool_errors (tests, helpers): one line for this context from now on
+        line = ProgressLine()
+        _progress_line.set(line)
+    return line
+
+
 async def report_progress(ctx: Context, done: float, total: float | None, message: str) -> None:
-    """Progress of a long tool: a notification to the caller, or the task's status message under a task."""
+    """Progress of a long tool: a notification to the caller, or the task's status message under a task.
+    While the engine is swapped or restarted (requests wait), the message says so."""
+    if (waiting := _waiting_for(ctx)) is not None:
+        message = f"{message} (waiting: {waiting})"
+    value, total = _line().own(done, total)
+    await _send_progress(ctx, value, total, message)
+
+
+async def _send_progress(ctx: Context, done: float, total: float | None, message: str) -> None:
     hooks = current_task.get()
     if hooks is not None:
         hooks.on_progress(message)
         return
-    await ctx.report_progress(done, total, message)
+    await ctx.report_progress(done, total, message)  # sent only when the caller gave a progress token
+
+
+def _waiting_for(ctx: Context) -> str | None:
+    """What the engine keeps calls waiting for now (runtime.waiting_for), None when it serves."""
+    try:
+        return ctx.request_context.lifespan_context.waiting_for()
+    except (AttributeError, LookupError, ValueError):  # no request context, or a lifespan without a Runtime
+        return None
+
+
+async def wait_reporting(ctx: Context, waited: Awaitable[R], what: Callable[[], str | None], interval_s: float) -> R:
+    """`waited`'s result; meanwhile keep-alive progress every `interval_s` ("engine starting: loading weights,
+    38 s so far"), so hosts with a request timeout do not drop a call that waits for the engine."""
+    task = asyncio.ensure_future(waited)
+    started = time.monotonic()
+    line = _line()
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=interval_s)
+            if done:
+                return task.result()
+            elapsed = time.monotonic() - started
+            message = f"{what() or 'waiting for the engine'}, {elapsed:.0f} s so far"
+            await _send_progress(ctx, line.keep_alive(), None, message)
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def services(ctx: Context) -> Services:
@@ -68,9 +157,30 @@ def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        ctx: Any = kwargs["ctx"]
+        runtime = ctx.request_context.lifespan_context
+        interval_s = runtime.progress_interval_s
+        owner = asyncio.current_task()
+        _progress_line.set(ProgressLine())  # this call's own line (the wrapper runs in the call's task)
+
+        async def at_gate(waited: Awaitable[None], what: Callable[[], str | None]) -> None:
+            """A swap or restart holds this call's engine request: keep-alive progress meanwhile. Only from the
+            call's own task: a job's item tasks (started by the call, maybe outliving it) wait silently, their
+            job reports progress."""
+            if asyncio.current_task() is not owner:
+                return await waited
+            return await wait_reporting(ctx, waited, what, interval_s)
+
         try:
-            await kwargs["ctx"].request_context.lifespan_context.wait_ready()
-            return await fn(*args, **kwargs)
+            if runtime.state is EngineState.STARTING:
+                await wait_reporting(ctx, runtime.wait_ready(), runtime.waiting_for, interval_s)
+            else:
+                runtime.require()
+            reset = gate_waiter.set(at_gate)
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                gate_waiter.reset(reset)
         except (InputError, Unavailable) as exc:
             raise ToolError(str(exc)) from exc
         except sqlite3.OperationalError as exc:  # disk full, read-only data dir, a lock held elsewhere
@@ -105,7 +215,7 @@ def flat_sampling_options(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Aw
         try:
             sampling = SamplingOptions(**options)
         except ValidationError as exc:
-            raise ToolError(f"Invalid sampling options: {exc}") from exc
+            raise ToolError(describe(exc, list(fields))) from exc
         return await fn(sampling=sampling, **kwargs)
 
     del wrapper.__wrapped__  # inspect must see the flat signature, not fn's
