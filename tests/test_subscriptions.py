@@ -47,12 +47,17 @@ async def wait_done(client: Client, job_id: str) -> None:
             await anyio.sleep(0.1)
 
 
+async def subscribed_job(client: Client) -> tuple[str, str]:
+    """A started job and its `jobs://` URI, subscribed to."""
+    job_id = await start_job(client)
+    await client.subscribe_resource(f"jobs://{job_id}")
+    return job_id, f"jobs://{job_id}"
+
+
 async def test_a_subscribed_job_announces_its_progress_and_end(app: MCPServer, settings: Settings) -> None:
     updates: list[str] = []
     async with legacy_client(app, updates) as client:
-        job_id = await start_job(client)
-        uri = f"jobs://{job_id}"
-        await client.subscribe_resource(uri)
+        job_id, uri = await subscribed_job(client)
         await wait_done(client, job_id)
         with anyio.fail_after(10):  # its end, at the latest, is announced within an interval
             while uri not in updates:
@@ -65,12 +70,9 @@ async def test_a_subscribed_job_announces_its_progress_and_end(app: MCPServer, s
 async def test_no_updates_after_unsubscribe(app: MCPServer, settings: Settings) -> None:
     updates: list[str] = []
     async with legacy_client(app, updates) as client:
-        job_id = await start_job(client)
-        uri = f"jobs://{job_id}"
-        await client.subscribe_resource(uri)
+        job_id, uri = await subscribed_job(client)
         await client.unsubscribe_resource(uri)
-        watched = await start_job(client)  # a second job, subscribed throughout: the watcher is at work
-        await client.subscribe_resource(f"jobs://{watched}")
+        watched, _ = await subscribed_job(client)  # a second job, subscribed throughout: the watcher is at work
         await wait_done(client, job_id)
         await wait_done(client, watched)
         await anyio.sleep(5 * settings.progress_interval_s)

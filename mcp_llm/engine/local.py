@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mcp_llm.background import repeating
 from mcp_llm.engine.base import Adapter, EngineState, EngineStats, Tokenizing, output_budget
 from mcp_llm.errors import InputError, Retryable, Unavailable
 from mcp_llm.schema_guard import check_forwardable
@@ -79,24 +80,17 @@ async def _watching_phase(log_file: Path | None, on_phase: Callable[[str], None]
     """While the engine builds, read the phase from its log file every `every_s` (a few KB) and report it."""
     on_phase("starting the engine")
 
-    async def watch() -> None:
+    async def read_phase() -> None:
         assert log_file is not None
-        while True:
-            await asyncio.sleep(every_s)
-            with contextlib.suppress(OSError):
-                if (phase := start_phase(log_file.read_text(errors="replace"))) is not None:
-                    on_phase(phase)
+        with contextlib.suppress(OSError):
+            if (phase := start_phase(log_file.read_text(errors="replace"))) is not None:
+                on_phase(phase)
 
     if log_file is None:
         yield
         return
-    watcher = asyncio.create_task(watch())
-    try:
+    async with repeating(read_phase, every_s):
         yield
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
 
 
 class LocalEngine(Tokenizing):

@@ -49,31 +49,35 @@ class ProgressLine:
     A keep-alive sent while the call waits (engine start, swap, restart) takes the next value between the last
     one sent and the next whole number; once keep-alives went out before the tool's own first report, the
     tool's values are shifted by one (`done + 1` of `total + 1`), so they still rise above them. A tool that
-    repeats a value (a job with nothing finished in an interval) gets the same half-step treatment."""
+    repeats a value (a job with nothing finished in an interval) gets a step in between too."""
 
     def __init__(self) -> None:
-        self.last: float | None = None
+        self.last: float | None = None  # the last value sent
+        self.base: float | None = None  # the last value that was not a step in between
+        self.steps = 0  # steps in between since `base`
         self.offset = 0.0
         self.own_reports = 0
 
     def between(self) -> float:
-        """A value above the last one sent and below the next whole number."""
-        if self.last is None:
-            return 0.5
-        return self.last + (math.floor(self.last) + 1 - self.last) / 2
+        """The next value above the last one sent and below the next whole number: base + gap x (1 - 1/(n+1)),
+        which keeps rising for as many steps as a call can take (halving would stop rising after ~50)."""
+        self.steps += 1
+        base = self.base if self.base is not None else 0.0
+        self.last = base + (math.floor(base) + 1 - base) * (1 - 1 / (self.steps + 1))
+        return self.last
 
     def keep_alive(self) -> float:
         if self.own_reports == 0:
             self.offset = 1.0
-        self.last = self.between()
-        return self.last
+        return self.between()
 
     def own(self, done: float, total: float | None) -> tuple[float, float | None]:
         self.own_reports += 1
         value = done + self.offset
         if self.last is not None and value <= self.last:
             value = self.between()
-        self.last = value
+        else:
+            self.last, self.base, self.steps = value, value, 0
         return value, (total + self.offset if total is not None else None)
 
 
