@@ -24,7 +24,6 @@ from typing import Any
 from mcp_llm.background import repeating
 from mcp_llm.engine.base import Adapter, EngineState, EngineStats, Tokenizing, output_budget
 from mcp_llm.errors import InputError, Retryable, Unavailable
-from mcp_llm.schema_guard import check_forwardable
 from mcp_llm.schemas import Completion, EngineConfig, SamplingOptions, Timing, Usage, tokens_per_s
 
 log = logging.getLogger(__name__)
@@ -204,10 +203,8 @@ class LocalEngine(Tokenizing):
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
-        structured = None
-        if options.json_schema is not None:
-            check_forwardable(options.json_schema)  # every caller checked it already; a second line of defence
-            structured = StructuredOutputsParams(json=options.json_schema)
+        # a client's schema was checked where it entered (generate, batch, jobs, flows): schema_guard
+        structured = StructuredOutputsParams(json=options.json_schema) if options.json_schema is not None else None
         return SamplingParams(
             max_tokens=max_tokens,
             temperature=options.temperature,
