@@ -3,7 +3,8 @@ reply, the `tools/list` reply and the first `generate` answer (sent right after 
 token: the keep-alive notifications it gets while the engine starts are counted too). Each run gets a fresh
 data dir (a restart); models come from the shared model store.
 
-    python bench/startup.py [--runs 3] [--out startup.json] [--timeout 600] [--server PATH] [-- server flags]
+    python bench/startup.py [--runs 3] [--handshake-only] [--out startup.json] [--timeout 600] [--server PATH]
+                            [-- server flags]
 
 A benchmark, not a test: figures depend on the machine and on what else runs on it.
 """
@@ -71,7 +72,7 @@ class Stdio:
                 seen.append({"t": time.perf_counter(), **message})
 
 
-async def one_run(cmd: list[str], env: dict[str, str], timeout_s: float) -> dict[str, Any]:
+async def one_run(cmd: list[str], env: dict[str, str], timeout_s: float, handshake_only: bool) -> dict[str, Any]:
     with (
         tempfile.TemporaryDirectory(prefix="mcp-llm-startup-") as data_dir,
         open(Path(data_dir) / "server.log", "w") as err,
@@ -101,6 +102,8 @@ async def one_run(cmd: list[str], env: dict[str, str], timeout_s: float) -> dict
                 tools = await io.request(2, "tools/list", {})
                 row["tools_list_s"] = time.perf_counter() - started
                 row["tools"] = len(tools["result"]["tools"])
+                if handshake_only:
+                    return row
                 seen: list[dict] = []
                 params = {"name": "generate", "arguments": GENERATE, "_meta": {"progressToken": "startup"}}
                 answer = await io.request(3, "tools/call", params, seen)
@@ -119,7 +122,7 @@ async def one_run(cmd: list[str], env: dict[str, str], timeout_s: float) -> dict
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
-        if "generate_s" not in row:
+        if "generate_s" not in row and not handshake_only:
             err.flush()
             row["stderr_tail"] = (Path(data_dir) / "server.log").read_text(errors="replace")[-2000:]
         return row
@@ -154,7 +157,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     env = dict(os.environ) | {"MCP_LLM_MODELS_DIR": _models_dir(), "PYTHONUNBUFFERED": "1"}
     rows = []
     for index in range(args.runs):
-        row = await one_run(cmd, env, args.timeout)
+        row = await one_run(cmd, env, args.timeout, args.handshake_only)
         print(f"run {index + 1}/{args.runs}: " + ", ".join(f"{c} {row.get(c)}" for c in COLUMNS), file=sys.stderr)
         rows.append(row)
     return {
@@ -174,6 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=600, help="Seconds one run may take (default 600).")
     parser.add_argument(
         "--server", type=Path, default=REPO / "server.py", help="The server.py to start (another checkout)."
+    )
+    parser.add_argument(
+        "--handshake-only", action="store_true", help="Stop after tools/list (the client leaves; no generate)."
     )
     parser.add_argument("server_flags", nargs="*", help="Extra server flags, after `--`.")
     args = parser.parse_args(argv)

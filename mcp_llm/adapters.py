@@ -11,14 +11,17 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
 from pydantic import BaseModel, Field
 
 from mcp_llm.engine.base import Adapter
 from mcp_llm.errors import InputError
 from mcp_llm.models import NAME_PATTERN
+
+if TYPE_CHECKING:
+    import sqlite_utils  # the module costs 0.2 s to import: not before the handshake
+
 
 SOURCES = ("trained", "merged", "imported")
 

@@ -74,7 +74,7 @@ class Server(MCPServer):
 def create_app(settings: Settings, shared: Services | None = None, tokens: dict[str, str] | None = None) -> MCPServer:
     """An MCPServer whose lifespan owns an engine, or borrows `shared` (tests share one engine).
     With `tokens` (token → client name), Streamable HTTP requires one of them as a bearer token."""
-    runtime = Runtime(start_timeout_s=settings.engine_start_timeout_s)
+    runtime = Runtime(start_timeout_s=settings.engine_start_timeout_s, settings=settings)
     task_extension = Tasks(runtime)
     bus = InMemorySubscriptionBus()
     notifications = Notifications(runtime, bus, settings.progress_interval_s)

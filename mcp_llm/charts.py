@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-
-import matplotlib
-
-matplotlib.use("Agg")  # no display: render to memory
-import matplotlib.pyplot as plt
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from mcp_llm.loadtest import LevelRow
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SIZE_IN = (12.0, 4.0)
 DPI = 100  # 1200 x 400 pixels
@@ -22,8 +22,19 @@ PANELS = (
 )
 
 
+def _pyplot() -> ModuleType:
+    """matplotlib's pyplot on the headless Agg backend, imported on first use (~1 s: not before the handshake)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: render to memory
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def benchmark_chart(rows: Sequence[LevelRow], title: str) -> bytes:
     """Three panels against concurrency: output tok/s, TTFT p50/p99, end-to-end p50/p99."""
+    plt = _pyplot()
     figure, axes = plt.subplots(1, len(PANELS), figsize=SIZE_IN, dpi=DPI, layout="constrained")
     variants = list(dict.fromkeys(r.variant for r in rows))
     for (field, cut, unit, label), ax in zip(PANELS, axes, strict=True):
@@ -52,6 +63,7 @@ def benchmark_chart(rows: Sequence[LevelRow], title: str) -> bytes:
 
 def variant_bars(rows: Sequence[LevelRow], title: str) -> bytes:
     """Variants at one concurrency side by side: output tok/s, and TTFT and end-to-end p95."""
+    plt = _pyplot()
     figure, (left, right) = plt.subplots(1, 2, figsize=SIZE_IN, dpi=DPI, layout="constrained")
     labels = [r.variant for r in rows]
     places = range(len(rows))
@@ -72,8 +84,8 @@ def variant_bars(rows: Sequence[LevelRow], title: str) -> bytes:
     return _png(figure)
 
 
-def _png(figure: plt.Figure) -> bytes:
+def _png(figure: Figure) -> bytes:
     out = io.BytesIO()
     figure.savefig(out, format="png")
-    plt.close(figure)
+    _pyplot().close(figure)
     return out.getvalue()

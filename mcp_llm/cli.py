@@ -42,11 +42,11 @@ def serve(settings: Settings) -> None:
             auth.check_exposure(settings, tokens)
         except ValueError as exc:  # an unreadable token file, a bad entry, an unauthenticated remote bind
             sys.exit(f"mcp-llm: {exc}")
-    from mcp_llm.store import Store, StoreError
+    from mcp_llm.store import StoreError, open_database
 
     try:
         datadir.refuse_network_share(settings.data_dir)
-        Store(settings.database).close()  # a damaged database stops the start here, named, and is left alone
+        open_database(settings.database).close()  # a damaged database stops the start here, named, left alone
         owner = datadir.engine_owner(settings.data_dir) if settings.backend == "local" else contextlib.nullcontext()
         with owner:
             _run(settings, tokens)

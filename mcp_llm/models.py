@@ -10,12 +10,15 @@ import re
 import struct
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
 from pydantic import BaseModel, Field
 
 from mcp_llm.errors import InputError
+
+if TYPE_CHECKING:
+    import sqlite_utils  # the module costs 0.2 s to import: not before the handshake
+
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 

@@ -10,8 +10,9 @@ import json
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
+from mcp_llm.engine.base import EngineState
 from mcp_llm.errors import InputError, Unavailable
-from mcp_llm.services import Runtime, Services
+from mcp_llm.services import Runtime, Services, configured
 from mcp_llm.tools.batch import item_of, job_status_of
 
 JOB_PAGE = 100
@@ -33,6 +34,8 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
         mime_type="application/json",
     )
     async def model_config() -> str:
+        if runtime.state is EngineState.STARTING and runtime.settings is not None:  # answer now, not in 30 s
+            return configured(runtime.settings, runtime.state, runtime.waiting_for() or "").model_dump_json(indent=2)
         return (await ready()).engine.config().model_dump_json(indent=2)
 
     @mcp.resource(

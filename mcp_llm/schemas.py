@@ -88,7 +88,7 @@ class EngineConfig(BaseModel):
     backend: Literal["local", "openai"] = Field("local", description="In-process vLLM, or a remote vLLM server.")
     endpoint: str | None = Field(None, description="The remote vLLM server's URL (backend `openai`).")
     dtype: str | None = None
-    max_model_len: int
+    max_model_len: int | None = Field(None, description="Context length (None while starting: the model's own).")
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None
     device: str | None = None
@@ -110,6 +110,9 @@ class EngineConfig(BaseModel):
     adapters: list[str] = Field(default_factory=list, description="Adapters the engine has loaded so far.")
     vllm_version: str | None = None
     state: str
+    detail: str | None = Field(
+        None, description="While the engine starts: where the start is; fields vLLM decides stay None until then."
+    )
 
 
 JobState = Literal["queued", "running", "completed", "cancelled", "failed"]

@@ -21,6 +21,7 @@ from mcp_llm.inference import Recorder
 from mcp_llm.jobs import JobRunner
 from mcp_llm.limits import InflightLimiter
 from mcp_llm.metrics import Metrics
+from mcp_llm.schemas import EngineConfig
 from mcp_llm.settings import Settings
 from mcp_llm.store import Store, StoreError
 from mcp_llm.tenancy import cache_salt_for
@@ -56,6 +57,7 @@ class Runtime:
     start_timeout_s: float = 900.0
     progress_interval_s: float = 0.5  # keep-alive progress while a call waits (the setting, once the start begins)
     phase: Phase = field(default_factory=Phase)  # where the start is: "importing vLLM", "loading weights", ...
+    settings: Settings | None = None  # what was asked for: model://config answers from it while the engine starts
     _settled: asyncio.Event = field(default_factory=asyncio.Event)
 
     def set(self, state: EngineState, services: Services | None = None, detail: str = "") -> None:
@@ -85,6 +87,38 @@ class Runtime:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._settled.wait(), self.start_timeout_s)
         return self.require()
+
+
+def configured(settings: Settings, state: EngineState, detail: str = "") -> EngineConfig:
+    """The configuration asked for, before the engine can say what it chose: vLLM's own figures (KV cache, device,
+    version) stay None until it serves."""
+    if settings.backend == "openai":
+        name = settings.served_model_name or "remote"
+        model_path = settings.base_url or ""
+    elif settings.model:
+        name, model_path = settings.served_model_name or Path(settings.model).name or settings.model, settings.model
+    else:
+        from mcp_llm import default_model
+
+        name = settings.served_model_name or default_model.MODEL_NAME
+        model_path = str(default_model.model_dir(settings.model_store))
+    return EngineConfig(
+        model=name,
+        model_path=model_path,
+        backend=settings.backend,
+        endpoint=settings.base_url if settings.backend == "openai" else None,
+        dtype=settings.dtype,
+        max_model_len=settings.max_model_len,
+        max_num_seqs=settings.max_num_seqs,
+        max_num_batched_tokens=settings.max_num_batched_tokens,
+        enable_prefix_caching=settings.enable_prefix_caching,
+        enforce_eager=settings.enforce_eager,
+        tensor_parallel_size=settings.tensor_parallel_size,
+        quantization=settings.quantization,
+        lora=bool(settings.enable_lora),
+        state=state.value,
+        detail=detail or None,
+    )
 
 
 def resolve_model(settings: Settings) -> tuple[str, str]:

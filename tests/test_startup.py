@@ -166,8 +166,9 @@ def _stdio_params(tmp_path: Path, **env: str) -> StdioServerParameters:
 
 @pytest.mark.slow
 async def test_stdio_handshake_is_answered_without_vllm(tmp_path: Path) -> None:
-    """A vLLM that takes 3 s to import and then fails: `initialize` and `tools/list` are answered meanwhile, a
-    tool call hears "engine starting: importing vLLM", then gets the start's failure as a tool error."""
+    """A vLLM that takes 3 s to import and then fails: `initialize`, `tools/list` and `model://config` (what was
+    asked for, state "starting") are answered meanwhile, a tool call hears "engine starting: importing vLLM", then
+    gets the start's failure as a tool error."""
     fake = tmp_path / "fake-site"
     (fake / "vllm").mkdir(parents=True)
     (fake / "vllm" / "__init__.py").write_text(
@@ -182,7 +183,10 @@ async def test_stdio_handshake_is_answered_without_vllm(tmp_path: Path) -> None:
         async with Client(_stdio_params(tmp_path, PYTHONPATH=str(fake)), read_timeout_seconds=60) as client:
             names = {t.name for t in (await client.list_tools()).tools}
             assert {"generate", "batch", "count_tokens"} <= names
+            config = json.loads((await client.read_resource("model://config")).contents[0].text)
             result = await client.call_tool("count_tokens", {"prompt": "hello"}, progress_callback=progress)
+    assert (config["model"], config["state"], config["max_model_len"]) == ("SmolLM2-135M-Instruct", "starting", 2048)
+    assert config["detail"].startswith("engine starting") and config["vllm_version"] is None
     assert result.is_error
     assert "no vLLM in this test" in result.content[0].text
     assert heard and heard[0].startswith("engine starting: importing vLLM, "), heard
