@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from mcp import Client
@@ -16,6 +17,10 @@ from mcp_llm.bench import free_port
 from mcp_llm.services import Services, open_services
 from mcp_llm.settings import Settings
 from mcp_llm.vllm_server import VllmServer
+
+if TYPE_CHECKING:
+    from tests.fuzzing import RawStdio
+    from tests.servers import HttpServer
 
 REPO = Path(__file__).resolve().parent.parent
 # Models are made once per machine (the default model store); databases live in per-test temp dirs.
@@ -88,6 +93,27 @@ async def remote_services(vllm_remote: VllmServer, tmp_path_factory: pytest.Temp
 @pytest.fixture(scope="session")
 def remote_app(remote_services: Services) -> MCPServer:
     return create_app(remote_services.settings, shared=remote_services)
+
+
+@pytest.fixture(scope="session")
+async def wire_http(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[HttpServer]:
+    """One `server.py --transport http` subprocess (its own engine, a small KV cache) shared by the tests that only
+    speak to a server over the wire (fuzzing, protocol garbage, conformance, Inspector): each engine start costs
+    30-60 s on 2 cores, and these tests assert that the server keeps serving after what they send."""
+    from tests.fuzzing import SMALL_KV
+    from tests.servers import http_server
+
+    async with http_server(tmp_path_factory.mktemp("wire-http"), **SMALL_KV) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def wire_stdio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RawStdio]:
+    """One `server.py` over stdio, initialized and serving, shared the same way (fuzzing, protocol garbage)."""
+    from tests.fuzzing import stdio_server
+
+    with stdio_server(tmp_path_factory.mktemp("wire-stdio")) as server:
+        yield server
 
 
 @pytest.fixture

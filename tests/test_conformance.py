@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.fuzzing import SMALL_KV
-from tests.servers import HttpServer, http_server
+from tests.servers import HttpServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -89,12 +88,11 @@ def run_suite(suite: list[str], server: HttpServer, out: Path) -> tuple[dict[str
     return results, output
 
 
-async def test_conformance_suite(suite: list[str], tmp_path: Path) -> None:
+async def test_conformance_suite(suite: list[str], wire_http: HttpServer, tmp_path: Path) -> None:
     expected = expected_failures()
     out = tmp_path / "conformance"
     out.mkdir()
-    async with http_server(tmp_path, **SMALL_KV) as server:
-        results, output = run_suite(suite, server, out)
+    results, output = run_suite(suite, wire_http, out)
     assert len(results) >= 32, output[-3000:]  # 0.1.16 has 32 server scenarios
     passed = sorted(name for name, failed in results.items() if not failed)
     failing = {name: failed for name, failed in results.items() if failed}

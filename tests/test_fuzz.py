@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,17 +25,15 @@ from mcp_llm.app import create_app
 from mcp_llm.settings import Settings
 from tests.fuzzing import (
     CAPITAL,
-    SMALL_KV,
     RawHttp,
     RawStdio,
     ToolFuzz,
     call_strategy,
     check_reply,
     short,
-    stdio_server,
     wait_idle,
 )
-from tests.servers import HttpServer, http_server
+from tests.servers import HttpServer
 
 pytestmark = pytest.mark.anyio
 
@@ -80,16 +77,16 @@ class Tally:
         )
 
 
-@pytest.fixture(scope="module")
-def stdio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RawStdio]:
-    with stdio_server(tmp_path_factory.mktemp("fuzz-stdio")) as server:
-        yield server
+@pytest.fixture
+def stdio(wire_stdio: RawStdio) -> RawStdio:
+    """The session's shared stdio server (conftest)."""
+    return wire_stdio
 
 
-@pytest.fixture(scope="module")
-async def http(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    async with http_server(tmp_path_factory.mktemp("fuzz-http"), **SMALL_KV) as server:
-        yield server
+@pytest.fixture
+def http(wire_http: HttpServer) -> HttpServer:
+    """The session's shared HTTP server (conftest)."""
+    return wire_http
 
 
 def tool_list(request: Any) -> list[dict]:

@@ -14,7 +14,7 @@ import pytest
 
 from mcp_llm.engine import reaper
 from tests.conftest import MODELS_DIR, REPO, SERVER_CMD
-from tests.servers import HttpServer, http_server
+from tests.servers import HttpServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -73,7 +73,5 @@ def test_inspector_over_stdio(inspector: Path, tmp_path: Path) -> None:
         reaper.reap_stale(tmp_path)
 
 
-async def test_inspector_over_http(inspector: Path, tmp_path: Path) -> None:
-    server: HttpServer
-    async with http_server(tmp_path) as server:
-        check_everything(inspector, [server.url, "--transport", "http"])
+async def test_inspector_over_http(inspector: Path, wire_http: HttpServer) -> None:
+    check_everything(inspector, [wire_http.url, "--transport", "http"])

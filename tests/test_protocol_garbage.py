@@ -16,8 +16,8 @@ from mcp_types import INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR
 from pydantic import ValidationError
 
 from mcp_llm.stdio_guard import error_reply
-from tests.fuzzing import CAPITAL, PROTOCOL, SMALL_KV, RawHttp, RawStdio, encode, initialize_params, stdio_server
-from tests.servers import HttpServer, http_server
+from tests.fuzzing import CAPITAL, PROTOCOL, RawHttp, RawStdio, encode, initialize_params
+from tests.servers import HttpServer
 
 pytestmark = pytest.mark.anyio
 
@@ -62,10 +62,10 @@ def test_error_reply_names_the_request_when_it_can(line: str, code: int, request
 # ---- stdio --------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def stdio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RawStdio]:
-    with stdio_server(tmp_path_factory.mktemp("garbage-stdio")) as server:
-        yield server
+@pytest.fixture
+def stdio(wire_stdio: RawStdio) -> RawStdio:
+    """The session's shared stdio server (conftest)."""
+    return wire_stdio
 
 
 def line_reply(server: RawStdio, line: bytes, request_id: Any = None, timeout: float = 60) -> dict:
@@ -166,10 +166,10 @@ def test_stdio_after_the_garbage(stdio: RawStdio) -> None:
 # ---- HTTP ---------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-async def http(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    async with http_server(tmp_path_factory.mktemp("garbage-http"), **SMALL_KV) as server:
-        yield server
+@pytest.fixture
+def http(wire_http: HttpServer) -> HttpServer:
+    """The session's shared HTTP server (conftest)."""
+    return wire_http
 
 
 @pytest.fixture(scope="module")

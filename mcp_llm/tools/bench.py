@@ -154,6 +154,9 @@ async def benchmark(
     labels = [v.label() for v in runs]
     if len(set(labels)) != len(labels):
         raise InputError(f"Variant labels repeat ({labels}): give each variant a distinct `name`.")
+    server = VariantServer(svc)
+    for variant in variants:
+        server.spec_for(variant)  # an unknown model or bad setting is refused before anything is measured
     requests = loadtest.plan(workload, svc.engine.tokenize_text, svc.store, svc.engine.max_model_len)
     swaps = len(variants) + (1 if variants else 0)
     seconds = estimate(svc, workload, concurrency, len(runs), swaps)
@@ -162,7 +165,6 @@ async def benchmark(
     if variants and not confirm and not await confirmed(ctx, f"Run a {impact}?"):
         raise InputError("The benchmark was declined: nothing ran and the engine is unchanged.")
     started = time.monotonic()
-    server = VariantServer(svc)
     rows: list[LevelRow] = []
     failed: dict[str, str] = {}
     try:
