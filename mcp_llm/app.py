@@ -40,7 +40,8 @@ Use `generate` for one completion (chat `messages` or raw `prompt`; temperature 
 returns a job id for `job_status`/`job_results`), `count_tokens` to check a prompt fits the context.
 `solve`, `refine` and `summarize_large` let your model reason (MCP sampling) while this engine acts.
 `quantize` makes a smaller checkpoint and reports its size, perplexity and speed; `load_model` serves it.
-Read `model://config` for the model and limits, `metrics://engine` for live latency and load."""
+Read `model://config` for the model and limits, `metrics://engine` for live latency and load.
+Every tool (adapters, embeddings, benchmarks, the dashboard and the job tools too) is described in `tools/list`."""
 
 
 async def _serve_engine(settings: Settings, runtime: Runtime, stop: asyncio.Event) -> None:
