@@ -90,7 +90,7 @@ def check_exposure(settings: Settings, tokens: dict[str, str]) -> None:
     raise ExposureError(
         f"refusing to serve HTTP on {settings.host} without authentication: anyone who can reach this port "
         "could use the engine. Set --auth-tokens client:TOKEN (or --auth-token-file FILE), bind --host 127.0.0.1, "
-        "or, only behind a proxy that authenticates, pass --allow-unauthenticated-remote true."
+        "or, only behind a proxy that authenticates, pass --allow-unauthenticated-remote."
     )
 
 

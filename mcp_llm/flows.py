@@ -83,7 +83,7 @@ class Journal:
                 raise InputError(
                     "This client does not support MCP sampling (it declared no `sampling` capability), which this "
                     "tool needs for the host's model to reason. Use a client that supports sampling, or start the "
-                    "server with --sampling-fallback true to let the served model reason instead."
+                    "server with --sampling-fallback to let the served model reason instead."
                 )
             mode = "engine"
         elif ctx.protocol_version and ctx.protocol_version >= "2026-07-28":

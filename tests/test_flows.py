@@ -136,7 +136,7 @@ async def test_flow_bad_inputs(client: Client) -> None:
 async def test_client_without_sampling_gets_a_clear_error(client: Client) -> None:
     result = await client.call_tool("solve", {"task": "t"})
     assert result.is_error and "does not support MCP sampling" in result.content[0].text
-    assert "--sampling-fallback true" in result.content[0].text
+    assert "with --sampling-fallback to let" in result.content[0].text
 
 
 async def test_fallback_lets_our_engine_reason_and_says_so(services: Services, settings) -> None:

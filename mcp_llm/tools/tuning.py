@@ -198,7 +198,7 @@ async def tune_serving(
     benchmarks each on the workload through the hot swap (the original engine serves again after each),
     until your model stops, `max_variants` or the time budget. Returns the trace, a chart and the best
     settings as flags; the engine keeps serving as before unless `apply` is true. Needs sampling (or a
-    server started with --sampling-fallback true, where the served model proposes).
+    server started with --sampling-fallback, where the served model proposes).
     """
     svc = services(ctx)
     require_local_engine(svc, "tune_serving", "Benchmark the deployment with `benchmark` instead.")
