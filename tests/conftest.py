@@ -107,6 +107,21 @@ async def wire_http(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[H
         yield server
 
 
+SECURE_TOKENS = {"alice": "tok-alice-1", "bob": "tok-bob-2", "carol": "tok-carol-3"}
+
+
+@pytest.fixture(scope="session")
+async def secure_http(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[HttpServer]:
+    """One HTTP server that requires bearer tokens (SECURE_TOKENS), with tight in-flight bounds (1 per client,
+    2 in total) and a 64 KiB body limit: the HTTP security tests, and the LangGraph example with a token."""
+    from tests.servers import http_server
+
+    tokens = ",".join(f"{client}:{token}" for client, token in SECURE_TOKENS.items())
+    flags = ["--auth-tokens", tokens, "--max-inflight-per-client", "1", "--max-inflight-total", "2"]
+    async with http_server(tmp_path_factory.mktemp("secure"), *flags, "--max-request-body-bytes", "65536") as s:
+        yield s
+
+
 @pytest.fixture(scope="session")
 def wire_stdio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RawStdio]:
     """One `server.py` over stdio, initialized and serving, shared the same way (fuzzing, protocol garbage)."""

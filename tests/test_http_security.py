@@ -19,12 +19,12 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from mcp_llm.bench import free_port
-from tests.conftest import REPO
-from tests.servers import HttpServer, http_server, start_fails
+from tests.conftest import REPO, SECURE_TOKENS
+from tests.servers import HttpServer, start_fails
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-TOKENS = {"alice": "tok-alice-1", "bob": "tok-bob-2", "carol": "tok-carol-3"}
+TOKENS = SECURE_TOKENS
 CAPITAL = {"messages": [{"role": "user", "content": "What is the capital of France?"}], "temperature": 0}
 LONG = {"prompt": "Count slowly:", "max_tokens": 48, "ignore_eos": True, "temperature": 0}
 INITIALIZE = {
@@ -36,12 +36,10 @@ INITIALIZE = {
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
-@pytest.fixture(scope="module")
-async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[HttpServer]:
-    tokens = ",".join(f"{client}:{token}" for client, token in TOKENS.items())
-    flags = ["--auth-tokens", tokens, "--max-inflight-per-client", "1", "--max-inflight-total", "2"]
-    async with http_server(tmp_path_factory.mktemp("secure"), *flags, "--max-request-body-bytes", "65536") as s:
-        yield s
+@pytest.fixture
+def server(secure_http: HttpServer) -> HttpServer:
+    """The session's token-guarded server (conftest)."""
+    return secure_http
 
 
 @asynccontextmanager

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, server_env
-from tests.servers import http_server
+from tests.conftest import REPO, SECURE_TOKENS, server_env
+from tests.servers import HttpServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 EXAMPLE = [sys.executable, str(REPO / "examples" / "langgraph_agent.py")]
@@ -33,14 +33,15 @@ def test_langgraph_example_over_stdio(tmp_path) -> None:
     check(json.loads(done.stdout))
 
 
-async def test_langgraph_example_over_http_with_a_token(tmp_path) -> None:
-    async with http_server(tmp_path, "--auth-tokens", "graph:tok-graph") as server:
-        done = subprocess.run(
-            [*EXAMPLE, "--http", server.url, "--token", "tok-graph", "Name three uses of embeddings."],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            cwd=REPO,
-        )
+async def test_langgraph_example_over_http_with_a_token(secure_http: HttpServer) -> None:
+    """Against the session's token-guarded server (conftest), as client carol."""
+    token = SECURE_TOKENS["carol"]
+    done = subprocess.run(
+        [*EXAMPLE, "--http", secure_http.url, "--token", token, "Name three uses of embeddings."],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     check(json.loads(done.stdout))

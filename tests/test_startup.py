@@ -22,7 +22,6 @@ from mcp_llm.engine.swap import EngineSpec, SwappableEngine
 from mcp_llm.services import Runtime
 from mcp_llm.tools.common import report_progress, tool_errors
 from tests.conftest import REPO, SERVER_CMD, server_env
-from tests.servers import START_TIMEOUT_S
 
 pytestmark = pytest.mark.anyio
 
@@ -190,28 +189,3 @@ async def test_stdio_handshake_is_answered_without_vllm(tmp_path: Path) -> None:
     assert result.is_error
     assert "no vLLM in this test" in result.content[0].text
     assert heard and heard[0].startswith("engine starting: importing vLLM, "), heard
-
-
-@pytest.mark.slow
-async def test_batch_right_after_spawn_hears_the_engine_starting(tmp_path: Path) -> None:
-    """The real engine: a `batch` sent right after the handshake gets keep-alive progress naming the start's
-    phases until the engine serves, then its items' progress, then the answers."""
-    events: list[tuple[str, str]] = []
-
-    async def progress(done: float, total: float | None, message: str | None) -> None:
-        events.append(("progress", message or ""))
-
-    arguments = {"prompts": ["The capital of France is", "One, two, three,"], "max_tokens": 8, "temperature": 0}
-    with anyio.fail_after(START_TIMEOUT_S):
-        async with Client(_stdio_params(tmp_path), read_timeout_seconds=START_TIMEOUT_S) as client:
-            result = await client.call_tool("batch", arguments, progress_callback=progress)
-            events.append(("result", ""))
-    assert not result.is_error, result.content
-    assert [r["status"] for r in result.structured_content["results"]] == ["done", "done"]
-    starting = [m for kind, m in events if kind == "progress" and m.startswith("engine starting")]
-    assert len(starting) >= 2, events[:5]
-    assert all(KEEP_ALIVE.match(m) for m in starting), starting
-    phases = {m.split(", ")[0].removeprefix("engine starting: ") for m in starting}
-    assert phases & {"importing vLLM", "starting the engine", "loading weights", "compiling/profiling"}, phases
-    assert events[-1] == ("result", "")
-    assert any(kind == "progress" and "items" in m for kind, m in events)  # then the job's own progress

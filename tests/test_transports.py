@@ -10,11 +10,12 @@ import time
 import anyio
 import httpx
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client
 
 from mcp_llm.bench import free_port
 from tests.conftest import REPO, SERVER_CMD, server_env
 from tests.servers import START_TIMEOUT_S, assert_all_gone, descendants, start_fails, wait_healthy
+from tests.test_startup import KEEP_ALIVE
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -43,7 +44,9 @@ def read_response(proc: subprocess.Popen, request_id: int, lines: list[str]) -> 
     raise AssertionError(f"no response to request {request_id}")
 
 
-def test_stdio_stdout_carries_only_jsonrpc_and_exit_leaves_no_orphans(tmp_path) -> None:
+def test_stdio_start_progress_then_only_jsonrpc_on_stdout_and_exit_leaves_no_orphans(tmp_path) -> None:
+    """Raw stdio as a desktop client speaks it: the handshake, a `batch` sent at once hears the engine start
+    (keep-alive progress) and its items, stdout carries nothing but JSON-RPC, and leaving ends every process."""
     proc = subprocess.Popen(
         SERVER_CMD,
         stdin=subprocess.PIPE,
@@ -71,12 +74,21 @@ def test_stdio_stdout_carries_only_jsonrpc_and_exit_leaves_no_orphans(tmp_path) 
         init = read_response(proc, 1, lines)
         assert init["result"]["serverInfo"]["name"] == "mcp-llm"
         rpc(proc, {"jsonrpc": "2.0", "method": "notifications/initialized"})
-        rpc(
-            proc,
-            {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "generate", "arguments": CAPITAL}},
-        )
+        # a `batch` right after the handshake: keep-alive progress names the start's phases until the engine
+        # serves, then the job's own progress, then the answers
+        batch = {"prompts": ["The capital of France is", "One, two, three,"], "max_tokens": 8, "temperature": 0}
+        params = {"name": "batch", "arguments": batch, "_meta": {"progressToken": "start"}}
+        rpc(proc, {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": params})
         answer = read_response(proc, 2, lines)
-        assert "Paris" in answer["result"]["structuredContent"]["text"]
+        results = answer["result"]["structuredContent"]["results"]
+        assert [r["status"] for r in results] == ["done", "done"] and "Paris" in results[0]["text"]
+        messages = [json.loads(line) for line in lines]
+        progress = [m["params"]["message"] for m in messages if m.get("method") == "notifications/progress"]
+        starting = [m for m in progress if m.startswith("engine starting")]
+        assert len(starting) >= 2 and all(KEEP_ALIVE.match(m) for m in starting), progress[:5]
+        phases = {m.split(", ")[0].removeprefix("engine starting: ") for m in starting}
+        assert phases & {"importing vLLM", "starting the engine", "loading weights", "compiling/profiling"}, phases
+        assert any("items" in m for m in progress[len(starting) :]), progress  # then the job's own progress
         children = descendants(proc.pid)
         assert children, "the engine core runs in a child process"
         proc.stdin.close()  # the client leaves: the server drains, stops the engine and exits
@@ -90,17 +102,6 @@ def test_stdio_stdout_carries_only_jsonrpc_and_exit_leaves_no_orphans(tmp_path) 
         message = json.loads(line)  # any non-JSON line (a stray log, a print) fails here
         assert message.get("jsonrpc") == "2.0", line
     assert_all_gone(children)
-
-
-async def test_stdio_through_the_sdk_client(tmp_path) -> None:
-    params = StdioServerParameters(command=SERVER_CMD[0], args=SERVER_CMD[1:], env=server_env(tmp_path), cwd=str(REPO))
-    async with Client(params, read_timeout_seconds=START_TIMEOUT_S) as client:
-        names = {t.name for t in (await client.list_tools()).tools}
-        assert {"generate", "count_tokens"} <= names
-        result = await client.call_tool("generate", CAPITAL)
-        assert "Paris" in result.structured_content["text"]
-        config = json.loads((await client.read_resource("model://config")).contents[0].text)
-        assert config["model"] == "SmolLM2-135M-Instruct"
 
 
 async def first_answer(url: str, proc: subprocess.Popen) -> httpx.Response:
