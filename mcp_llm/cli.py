@@ -1,5 +1,5 @@
 """Command line: `mcp-llm [serve] [--flags]` serves; `mcp-llm models prepare` makes the default model;
-`mcp-llm bench [--prompts N ...]` runs the benchmark (see `mcp_llm/bench.py`).
+`mcp-llm bench [--prompts N ...]` runs the benchmark (see `bench/bench.py`; from a source checkout only).
 
 Serve flags are the settings' names in kebab case (`--max-model-len 4096`, `--transport http`);
 every flag also reads from `MCP_LLM_<NAME>` in the environment. Logs go to stderr only.
@@ -92,6 +92,20 @@ def models_command(argv: list[str]) -> None:
     print(embedding_model.prepare(store))
 
 
+def bench_command(argv: list[str]) -> None:
+    """`mcp-llm bench`: the benchmark lives in the checkout's bench/ (not shipped), so this runs only from one."""
+    checkout = Path(__file__).resolve().parent.parent
+    if not (checkout / "bench" / "bench.py").is_file():
+        sys.exit(
+            "mcp-llm bench: the benchmark is not installed with the package; run it from a source checkout "
+            "(python bench/bench.py --help)"
+        )
+    sys.path.insert(0, str(checkout))
+    from bench.bench import main as bench_main
+
+    bench_main(argv)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["models"]:
@@ -99,10 +113,8 @@ def main(argv: list[str] | None = None) -> None:
         models_command(argv[1:])
         return
     if argv[:1] == ["bench"]:
-        from mcp_llm import bench
-
         _log_to_stderr("INFO")
-        bench.main(argv[1:])
+        bench_command(argv[1:])
         return
     if argv[:1] == ["serve"]:
         argv = argv[1:]

@@ -28,11 +28,11 @@ from starlette.responses import HTMLResponse
 
 from mcp_llm import auth, dashboard
 from mcp_llm.app import create_app
-from mcp_llm.bench import free_port
 from mcp_llm.metrics import SERIES
 from mcp_llm.services import Services
 from mcp_llm.settings import Settings
 from tests.conftest import REPO
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.anyio
 

@@ -18,9 +18,9 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from mcp_llm.bench import free_port
 from tests.conftest import REPO
-from tests.servers import HttpServer, http_server, start_fails
+from tests.support.net import free_port
+from tests.support.servers import HttpServer, http_server, start_fails
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

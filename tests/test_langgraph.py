@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO, server_env
-from tests.servers import http_server
+from tests.support.servers import http_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 EXAMPLE = [sys.executable, str(REPO / "examples" / "langgraph_agent.py")]

@@ -17,7 +17,7 @@ from mcp_llm.schemas import Completion, SamplingOptions, Timing, Usage
 from mcp_llm.settings import Settings
 from mcp_llm.store import Store
 from tests.conftest import MODELS_DIR
-from tests.servers import start_fails
+from tests.support.servers import start_fails
 
 pytestmark = pytest.mark.anyio
 

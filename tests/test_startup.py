@@ -22,7 +22,7 @@ from mcp_llm.engine.swap import EngineSpec, SwappableEngine
 from mcp_llm.services import Runtime
 from mcp_llm.tools.common import report_progress, tool_errors
 from tests.conftest import REPO, SERVER_CMD, server_env
-from tests.servers import START_TIMEOUT_S
+from tests.support.servers import START_TIMEOUT_S
 
 pytestmark = pytest.mark.anyio
 

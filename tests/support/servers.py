@@ -11,8 +11,8 @@ from pathlib import Path
 
 import psutil
 
-from mcp_llm.bench import free_port, wait_healthy
 from tests.conftest import REPO, SERVER_CMD, server_env
+from tests.support.net import free_port, wait_healthy
 
 __all__ = [
     "START_TIMEOUT_S",
