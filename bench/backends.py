@@ -34,8 +34,8 @@ async def mcp_stages(settings: Any, prompts: list[str], max_tokens: int, concurr
     """`generate` at `concurrency` and one `batch`, through a real MCP client, on the backend `settings` names."""
     from mcp import Client
 
-    from mcp_llm.app import create_app
-    from mcp_llm.services import open_services
+    from mcp_llm.core.services import open_services
+    from mcp_llm.server.app import create_app
 
     sampling = {"max_tokens": max_tokens, "ignore_eos": True, "temperature": 0}
     async with open_services(settings) as svc, Client(create_app(settings, shared=svc)) as client:

@@ -424,7 +424,7 @@ async def server_config(client: Any) -> dict[str, Any] | None:
 def batch_tool_registered() -> bool | None:
     """Whether this checkout registers a `batch` tool (None when the registry cannot be read)."""
     try:
-        from mcp_llm.tools import all_tools
+        from mcp_llm.server.app import all_tools
 
         return any(tool.name == "batch" for tool in all_tools())
     except Exception:

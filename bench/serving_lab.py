@@ -67,8 +67,8 @@ def runs() -> dict[str, dict[str, Any]]:
 async def run_all(names: list[str], out: Path) -> dict[str, Any]:
     from mcp import Client
 
-    from mcp_llm.app import create_app
-    from mcp_llm.services import open_services
+    from mcp_llm.core.services import open_services
+    from mcp_llm.server.app import create_app
     from mcp_llm.settings import Settings
 
     data = Path(tempfile.mkdtemp(prefix="serving-lab-"))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from mcp_llm.prompts import PromptFileError
+from mcp_llm.server.prompts import PromptFileError
 from mcp_llm.settings import Settings, load_settings
 
 log = logging.getLogger("mcp_llm")
@@ -33,7 +33,8 @@ def serve(settings: Settings) -> None:
     """Serve over stdio or Streamable HTTP until the client leaves or a signal arrives; refuse a damaged
     database, and a data dir that another in-process engine owns or that sits on a network share."""
 
-    from mcp_llm import auth, datadir
+    from mcp_llm import datadir
+    from mcp_llm.server import auth
 
     tokens: dict[str, str] = {}
     if settings.transport == "http":
@@ -42,7 +43,7 @@ def serve(settings: Settings) -> None:
             auth.check_exposure(settings, tokens)
         except ValueError as exc:  # an unreadable token file, a bad entry, an unauthenticated remote bind
             sys.exit(f"mcp-llm: {exc}")
-    from mcp_llm.store import StoreError, open_database
+    from mcp_llm.core.store import StoreError, open_database
 
     try:
         datadir.refuse_network_share(settings.data_dir)
@@ -57,8 +58,8 @@ def serve(settings: Settings) -> None:
 def _run(settings: Settings, tokens: dict[str, str]) -> None:
     import anyio
 
-    from mcp_llm import http
-    from mcp_llm.app import create_app
+    from mcp_llm.server import http
+    from mcp_llm.server.app import create_app
 
     app = create_app(settings, tokens=tokens)
     if settings.transport == "stdio":

@@ -13,8 +13,8 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
 from bench.vllm_server import VllmServer
-from mcp_llm.app import create_app
-from mcp_llm.services import Services, open_services
+from mcp_llm.core.services import Services, open_services
+from mcp_llm.server.app import create_app
 from mcp_llm.settings import Settings
 from tests.support.net import free_port
 

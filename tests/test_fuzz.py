@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from mcp_llm.app import create_app
+from mcp_llm.server.app import create_app
 from mcp_llm.settings import Settings
 from tests.support.fuzzing import (
     CAPITAL,

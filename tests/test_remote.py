@@ -11,8 +11,8 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
 from bench.vllm_server import VllmServer
+from mcp_llm.core.services import Services, open_services
 from mcp_llm.errors import Unavailable
-from mcp_llm.services import Services, open_services
 from mcp_llm.settings import Settings
 
 pytestmark = pytest.mark.anyio

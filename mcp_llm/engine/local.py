@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_llm.background import repeating
-from mcp_llm.engine.base import Adapter, EngineState, EngineStats, Tokenizing, output_budget
+from mcp_llm.engine.base import Adapter, EngineState, EngineStats, Tokenizing, bind_engine_series, output_budget
 from mcp_llm.errors import InputError, Retryable, Unavailable
 from mcp_llm.schemas import Completion, EngineConfig, SamplingOptions, Timing, Usage, tokens_per_s
 
@@ -425,8 +425,6 @@ def _stat_loggers(stats: EngineStats) -> list[Any]:
     vLLM's default logger writes the process-global registry, which every new AsyncLLM (the embedder,
     quantize's measuring engines, the engine after a swap) clears and refills with its own series."""
     from prometheus_client import CollectorRegistry
-
-    from mcp_llm.metrics import bind_engine_series
 
     registry = CollectorRegistry()
     try:
