@@ -470,7 +470,7 @@ def _stats_recorder(target: EngineStats) -> Any:
     """A vLLM stat logger class that copies each step's scheduler stats into `target`."""
     from vllm.v1.metrics.loggers import StatLoggerBase
 
-    class Recorder(StatLoggerBase):
+    class StatsRecorder(StatLoggerBase):
         def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
             pass
 
@@ -492,7 +492,7 @@ def _stats_recorder(target: EngineStats) -> Any:
         def log_engine_initialized(self) -> None:
             pass
 
-    return Recorder
+    return StatsRecorder
 
 
 def _completion(output: Any) -> Completion:

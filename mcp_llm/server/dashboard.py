@@ -34,7 +34,7 @@ from mcp_llm.core.services import Runtime, Services
 from mcp_llm.engine.base import EngineState
 from mcp_llm.schemas import JobStatus
 from mcp_llm.server.auth import StaticTokens
-from mcp_llm.server.tools.common import services, tool_errors
+from mcp_llm.server.tools.common import services_of, tool_errors
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ def extension() -> Apps:
     async def dashboard(ctx: Context) -> CallToolResult:
         """Show the live serving dashboard: throughput and latency over the last minutes, queue, KV cache,
         jobs (with cancel), models and adapters. Clients without MCP Apps get the same numbers as text."""
-        data = collect(services(ctx))
+        data = collect(services_of(ctx))
         text = TextContent(type="text", text=summary(data))
         if client_supports_apps(ctx):
             return CallToolResult(content=[text], structured_content=data.model_dump(mode="json"))
@@ -243,7 +243,7 @@ def extension() -> Apps:
     @tool_errors
     async def dashboard_data(ctx: Context) -> DashboardData:
         """What the dashboard page shows, read now (the page calls this to refresh)."""
-        return collect(services(ctx))
+        return collect(services_of(ctx))
 
     apps.add_html_resource(
         URI,

@@ -40,7 +40,7 @@ from mcp_llm.core.services import Services
 from mcp_llm.errors import InputError
 from mcp_llm.schema_guard import check_client_schema_async
 from mcp_llm.schemas import ChatMessage, SamplingOptions
-from mcp_llm.server.tools.common import client_name, services
+from mcp_llm.server.tools.common import client_name, services_of
 
 R = TypeVar("R")
 
@@ -207,7 +207,7 @@ async def complete_text(
 
 async def run_flow(ctx: Context, flow: Callable[[Journal], Awaitable[R]]) -> R | InputRequiredResult:
     """Run a flow on this call's journal: its result, or the round trip that asks the client for more."""
-    journal = Journal.open(ctx, services(ctx))
+    journal = Journal.open(ctx, services_of(ctx))
     try:
         return await flow(journal)
     except NeedInput as need:

@@ -17,7 +17,7 @@ from mcp_llm.core.registry.models import serving
 from mcp_llm.core.services import Services
 from mcp_llm.errors import InputError
 from mcp_llm.schemas import ChatMessage
-from mcp_llm.server.tools.common import report_progress, require_local_engine, services, tool_errors
+from mcp_llm.server.tools.common import report_progress, require_local_engine, services_of, tool_errors
 from mcp_llm.workers.runner import run_worker
 
 NameArg = Annotated[str, Field(description="The adapter's name (letters, digits, '.', '_', '-').", min_length=1)]
@@ -74,7 +74,7 @@ async def peft_worker(ctx: Context, svc: Services, module: str, job: dict) -> di
 @tool_errors
 async def list_adapters(ctx: Context) -> AdapterList:
     """List the registered LoRA adapters (name, base model, rank, source, training figures)."""
-    svc = services(ctx)
+    svc = services_of(ctx)
     return AdapterList(adapters=registry(svc).all(), lora_enabled=svc.engine.config().lora)
 
 
@@ -86,7 +86,7 @@ async def import_adapter(
 ) -> AdapterInfo:
     """Register a peft LoRA adapter: checked against the serving model (base model, rank, target modules,
     weights), copied into the adapter store, usable at once as `adapter` in generate and batch."""
-    svc = services(ctx)
+    svc = services_of(ctx)
     require_local_engine(svc, "import_adapter", REMOTE_ADAPTERS)
     reg = registry(svc)
     source = reg.inside_data_dir(path)
@@ -99,7 +99,7 @@ async def import_adapter(
 @tool_errors
 async def delete_adapter(ctx: Context, name: NameArg) -> AdapterInfo:
     """Remove an adapter from the registry and the adapter store; returns what was removed."""
-    return registry(services(ctx)).delete(name)
+    return registry(services_of(ctx)).delete(name)
 
 
 @tool_errors
@@ -120,7 +120,7 @@ async def train_adapter(
     Progress notifications report each step's loss. Returns the loss curve, time, adapter size and, for
     `held_out` inputs, the base model's answer next to the adapter's.
     """
-    svc = services(ctx)
+    svc = services_of(ctx)
     require_local_engine(svc, "train_adapter", REMOTE_ADAPTERS)
     if not 2 <= len(examples) <= 500:
         raise InputError(f"Give 2 to 500 examples (got {len(examples)}).")
@@ -170,7 +170,7 @@ async def merge_adapters(
 ) -> AdapterInfo:
     """Merge registered adapters into a new one (peft `add_weighted_adapter`, in a worker process), register
     it and make it usable at once. Sources must share a rank; weights default to equal shares."""
-    svc = services(ctx)
+    svc = services_of(ctx)
     require_local_engine(svc, "merge_adapters", REMOTE_ADAPTERS)
     reg = registry(svc)
     found = [reg.get(source) for source in sources]

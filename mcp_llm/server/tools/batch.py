@@ -28,7 +28,7 @@ from mcp_llm.server.tools.common import (
     current_task,
     flat_sampling_options,
     report_progress,
-    services,
+    services_of,
     tool_errors,
 )
 
@@ -87,7 +87,7 @@ async def batch(
     others still run. The job is stored before it starts: with wait=false the call returns its
     `job_id` at once (poll `job_status`, page `job_results`); a job interrupted by a restart resumes.
     """
-    svc = services(ctx)
+    svc = services_of(ctx)
     await check_json_schema(sampling.json_schema)  # refused before the job is stored: nothing fetched, ever
     items = batch_inputs(prompts, messages, svc.settings.max_batch_items)
     with_adapters(items, svc, adapter, item_adapters)
@@ -112,7 +112,7 @@ async def batch(
 @tool_errors
 async def job_status(ctx: Context, job_id: JobIdArg) -> JobStatus:
     """Where a batch job stands: status, items done/failed/pending, live progress."""
-    return job_status_of(services(ctx), job_id)
+    return job_status_of(services_of(ctx), job_id)
 
 
 @tool_errors
@@ -127,7 +127,7 @@ async def job_results(
 ) -> JobResults:
     """A page of a job's results in input order (pending items show status pending); pages by count
     (`limit`) and by size (`max_chars`, default the server's max_result_chars); `next_offset` continues."""
-    svc = services(ctx)
+    svc = services_of(ctx)
     job = job_status_of(svc, job_id)
     bound = max_chars or svc.settings.max_result_chars
     rows, size = [], 0
@@ -145,7 +145,7 @@ async def job_results(
 @tool_errors
 async def cancel_job(ctx: Context, job_id: JobIdArg) -> JobStatus:
     """Cancel a running job: its engine requests stop at once; finished items are kept."""
-    svc = services(ctx)
+    svc = services_of(ctx)
     status = job_status_of(svc, job_id)
     if status.status not in ("queued", "running"):
         raise InputError(f"Job {job_id} is already {status.status}; only queued or running jobs can be cancelled.")
@@ -160,7 +160,7 @@ async def list_jobs(
     limit: Annotated[int, Field(ge=1, le=500)] = 50,
 ) -> list[JobStatus]:
     """Recent batch jobs, newest first."""
-    svc = services(ctx)
+    svc = services_of(ctx)
     rows = svc.store.jobs([status] if status else None, limit=limit)
     return [job_status_of(svc, r["id"]) for r in rows]
 

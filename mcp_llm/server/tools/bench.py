@@ -23,7 +23,7 @@ from mcp_llm.server.tools.common import (
     measure,
     report_progress,
     require_local_engine,
-    services,
+    services_of,
     tool_errors,
 )
 
@@ -72,7 +72,7 @@ async def benchmark(
     asked first; the original engine always serves again afterwards. A run estimated over the time budget
     is refused with the estimate. The run is kept: `benchmarks://{id}` (and `compare_benchmarks`).
     """
-    svc = services(ctx)
+    svc = services_of(ctx)
     variants = list(variants or [])
     if variants:
         require_local_engine(svc, "benchmark` with `variants", "Benchmark the deployment as it serves (no variants).")
@@ -139,7 +139,7 @@ async def compare_benchmarks(
 ) -> CallToolResult:
     """Put stored benchmark runs side by side: one table and one chart, each variant labelled with its run's id
     (list them at `benchmarks://index`)."""
-    svc = services(ctx)
+    svc = services_of(ctx)
     rows: list[LevelRow] = []
     for bid in benchmark_ids:
         stored = svc.store.benchmark(bid)

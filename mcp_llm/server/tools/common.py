@@ -143,7 +143,7 @@ async def wait_reporting(ctx: Context, waited: Awaitable[R], what: Callable[[], 
                 await task
 
 
-def services(ctx: Context) -> Services:
+def services_of(ctx: Context) -> Services:
     """The shared services the lifespan created (the engine is ready: `tool_errors` waited for it)."""
     return ctx.request_context.lifespan_context.require()
 

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from mcp_llm.errors import InputError
 from mcp_llm.schemas import EmbedResult
-from mcp_llm.server.tools.common import services, tool_errors
+from mcp_llm.server.tools.common import services_of, tool_errors
 
 TextsArg = Annotated[list[str], Field(description="The texts to embed (each non-empty).", min_length=1)]
 
@@ -22,7 +22,7 @@ async def embed(ctx: Context, texts: TextsArg, normalize: bool = True) -> EmbedR
     Returns one vector per text in input order, the dimension and token counts. With `normalize`
     (default) vectors have unit length, so a dot product is the cosine similarity.
     """
-    svc = services(ctx)
+    svc = services_of(ctx)
     if svc.embedder is None:
         raise InputError(
             "The embedding engine is off: start the server with --embedding-model default (the bundled "

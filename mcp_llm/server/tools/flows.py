@@ -13,7 +13,7 @@ from pydantic import Field
 from mcp_llm.errors import InputError
 from mcp_llm.schemas import ChatMessage, FlowStep, RefineResult, SamplingOptions, SolveResult, SummaryResult
 from mcp_llm.server.journal import Journal, complete_text, json_object_in, run_flow
-from mcp_llm.server.tools.common import services, tool_errors
+from mcp_llm.server.tools.common import services_of, tool_errors
 
 R = TypeVar("R")
 OBSERVATION_CHARS = 2000
@@ -52,7 +52,7 @@ def parse_action(reply: str) -> tuple[str | None, str, dict[str, Any]]:
 
 async def perform(ctx: Context, action: str, payload: dict[str, Any]) -> str:
     """Run one action on our engine (or read a resource); the observation as text."""
-    svc = services(ctx)
+    svc = services_of(ctx)
     max_tokens = max(1, min(int(payload.get("max_tokens", 256)), 512))
     options = SamplingOptions(max_tokens=max_tokens, temperature=0)
     if action == "generate":
@@ -141,7 +141,7 @@ async def refine(
     """
 
     async def flow(journal: Journal) -> RefineResult:
-        svc = services(ctx)
+        svc = services_of(ctx)
         options = SamplingOptions(max_tokens=max_tokens, temperature=0)
         drafts: list[str] = []
         critiques: list[str] = []
@@ -180,7 +180,7 @@ async def summarize_large(
         raise InputError("Give exactly one of `text` or `uri`.")
 
     async def flow(journal: Journal) -> SummaryResult:
-        svc = services(ctx)
+        svc = services_of(ctx)
         source = text if text is not None else await journal.act(lambda: perform(ctx, "read_resource", {"uri": uri}))
         ids = svc.engine.tokenize_text(source)
         room = svc.engine.max_model_len - summary_tokens - 64

@@ -11,7 +11,7 @@ from mcp_llm.core.inference import parse_structured, prompt_token_ids, structure
 from mcp_llm.core.registry import adapters
 from mcp_llm.engine.base import routing_key
 from mcp_llm.schemas import ChatMessage, GenerateResult, SamplingOptions, TokenCount
-from mcp_llm.server.tools.common import AdapterArg, client_name, flat_sampling_options, services, tool_errors
+from mcp_llm.server.tools.common import AdapterArg, client_name, flat_sampling_options, services_of, tool_errors
 
 PromptArg = Annotated[str | None, Field(description="Raw text to continue (no chat template). Give this or messages.")]
 MessagesArg = Annotated[
@@ -37,7 +37,7 @@ async def generate(
     With `adapter` a registered LoRA adapter shapes the answer (same engine, same batch as everyone else).
     Returns the text, why it stopped, token usage and timing (TTFT, total, tokens/s).
     """
-    svc = services(ctx)
+    svc = services_of(ctx)
     validator = await structured_validator(sampling.json_schema)  # checked (no remote refs) off the loop
     token_ids = prompt_token_ids(svc.engine, prompt, messages)
     lora = adapters.resolve_adapter(svc, adapter)
@@ -55,7 +55,7 @@ async def count_tokens(ctx: Context, prompt: PromptArg = None, messages: Message
 
     For `messages` the count includes the chat template, exactly as `generate` would send it.
     """
-    engine = services(ctx).engine
+    engine = services_of(ctx).engine
     tokens = len(prompt_token_ids(engine, prompt, messages))
     limit = engine.max_model_len
     return TokenCount(tokens=tokens, max_model_len=limit, remaining=max(0, limit - tokens), fits=tokens < limit)

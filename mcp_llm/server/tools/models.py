@@ -18,7 +18,7 @@ from mcp_llm.core.services import Services
 from mcp_llm.engine.swap import EngineSpec
 from mcp_llm.errors import InputError
 from mcp_llm.schemas import EngineConfig
-from mcp_llm.server.tools.common import confirmed, report_progress, require_local_engine, services, tool_errors
+from mcp_llm.server.tools.common import confirmed, report_progress, require_local_engine, services_of, tool_errors
 
 NameArg = Annotated[str, Field(description="A registered model's name (list_models).", min_length=1, max_length=100)]
 
@@ -56,7 +56,7 @@ async def quantize(
     answers side by side, and the vLLM kernel each scheme ran on. Takes about two minutes for the default
     model. The serving engine keeps serving; `load_model(name)` switches to the new model.
     """
-    svc = services(ctx)
+    svc = services_of(ctx)
     require_local_engine(
         svc, "quantize", "Quantize with llm-compressor where the weights are, then serve the result with `vllm serve`."
     )
@@ -74,7 +74,7 @@ async def list_models(ctx: Context) -> ModelList:
 
     `serving` marks the model the engine serves now; read `models://{name}` for one model's full report.
     """
-    svc = services(ctx)
+    svc = services_of(ctx)
     reg = registry(svc)
     register_serving(svc, reg)
     current = svc.engine.model_name
@@ -112,7 +112,7 @@ async def load_model(
     asked first, with the impact (requests in flight, jobs waiting, expected downtime); declining changes
     nothing.
     """
-    svc = services(ctx)
+    svc = services_of(ctx)
     require_local_engine(svc, "load_model", "Switch models on the remote deployment (restart `vllm serve` with it).")
     reg = registry(svc)
     register_serving(svc, reg)

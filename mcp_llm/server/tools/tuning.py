@@ -25,7 +25,7 @@ from mcp_llm.server.tools.common import (
     measure,
     report_progress,
     require_local_engine,
-    services,
+    services_of,
     tool_errors,
 )
 
@@ -139,7 +139,7 @@ async def tune(
     ctx: Context, journal: Journal, workload: Workload, goal: Goal, concurrency: int, budget: float, most: int
 ) -> tuple[list[Trial], str]:
     """The loop: measure the engine as it is, then each proposal, within the budget and `most` variants."""
-    svc = services(ctx)
+    svc = services_of(ctx)
     requests = plan(workload, svc.engine.tokenize_text, svc.store, svc.engine.max_model_len)
     step_s = estimate(svc, workload, [concurrency], 1, 2)
     system = tune_system(goal, concurrency)
@@ -205,7 +205,7 @@ async def tune_serving(
     settings as flags; the engine keeps serving as before unless `apply` is true. Needs sampling (or a
     server started with --sampling-fallback true, where the served model proposes).
     """
-    svc = services(ctx)
+    svc = services_of(ctx)
     require_local_engine(svc, "tune_serving", "Benchmark the deployment with `benchmark` instead.")
     budget = min(budget_s, svc.settings.benchmark_budget_s)
     check_budget(svc, estimate(svc, workload, [concurrency], 1, 0), budget, "tuning's baseline measurement")
