@@ -167,3 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, r in embedding.items():
         print(f"{name:<28} {r['texts']:>8} {r['wall_s']:>7.2f} {r['texts_per_s']:>8.1f}")
     log(f"results written to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -183,3 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     out.write_text(json.dumps(report, indent=2))
     print(format_table(stages, ratios))
     log(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

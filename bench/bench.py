@@ -1094,3 +1094,7 @@ def main(argv: list[str] | None = None) -> None:
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(format_report(results, ratio_values), flush=True)
     log(f"results written to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -94,3 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     out.write_text(json.dumps({"machine": machine(), "reports": [r.model_dump() for r in reports]}, indent=2))
     print(format_table(reports))
     print(f"\nwritten: {out}")
+
+
+if __name__ == "__main__":
+    main()
