@@ -14,11 +14,11 @@ import anyio
 from mcp import Client
 from mcp_types import CreateMessageRequestParams, CreateMessageResult, TextContent
 
-from mcp_llm.app import create_app
+from mcp_llm.core.services import open_services
 from mcp_llm.schemas import ChatMessage, SamplingOptions
-from mcp_llm.services import open_services
+from mcp_llm.server.app import create_app
+from mcp_llm.server.tools.flows import ACTION_SCHEMA
 from mcp_llm.settings import Settings
-from mcp_llm.tools.flows import ACTION_SCHEMA
 
 
 async def main(task: str) -> None:

@@ -1,5 +1,5 @@
 """Command line: `mcp-llm [serve] [--flags]` serves; `mcp-llm models prepare` makes the default model;
-`mcp-llm bench [--prompts N ...]` runs the benchmark (see `mcp_llm/bench.py`).
+`mcp-llm bench [--prompts N ...]` runs the benchmark (see `bench/bench.py`; from a source checkout only).
 
 Serve flags are the settings' names in kebab case (`--max-model-len 4096`, `--transport http`);
 every flag also reads from `MCP_LLM_<NAME>` in the environment. Logs go to stderr only.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from mcp_llm.prompts import PromptFileError
+from mcp_llm.server.prompts import PromptFileError
 from mcp_llm.settings import Settings, load_settings
 
 log = logging.getLogger("mcp_llm")
@@ -33,7 +33,8 @@ def serve(settings: Settings) -> None:
     """Serve over stdio or Streamable HTTP until the client leaves or a signal arrives; refuse a damaged
     database, and a data dir that another in-process engine owns or that sits on a network share."""
 
-    from mcp_llm import auth, datadir
+    from mcp_llm import datadir
+    from mcp_llm.server import auth
 
     tokens: dict[str, str] = {}
     if settings.transport == "http":
@@ -42,7 +43,7 @@ def serve(settings: Settings) -> None:
             auth.check_exposure(settings, tokens)
         except ValueError as exc:  # an unreadable token file, a bad entry, an unauthenticated remote bind
             sys.exit(f"mcp-llm: {exc}")
-    from mcp_llm.store import StoreError, open_database
+    from mcp_llm.core.store import StoreError, open_database
 
     try:
         datadir.refuse_network_share(settings.data_dir)
@@ -57,8 +58,8 @@ def serve(settings: Settings) -> None:
 def _run(settings: Settings, tokens: dict[str, str]) -> None:
     import anyio
 
-    from mcp_llm import http
-    from mcp_llm.app import create_app
+    from mcp_llm.server import http
+    from mcp_llm.server.app import create_app
 
     app = create_app(settings, tokens=tokens)
     if settings.transport == "stdio":
@@ -92,6 +93,20 @@ def models_command(argv: list[str]) -> None:
     print(embedding_model.prepare(store))
 
 
+def bench_command(argv: list[str]) -> None:
+    """`mcp-llm bench`: the benchmark lives in the checkout's bench/ (not shipped), so this runs only from one."""
+    checkout = Path(__file__).resolve().parent.parent
+    if not (checkout / "bench" / "bench.py").is_file():
+        sys.exit(
+            "mcp-llm bench: the benchmark is not installed with the package; run it from a source checkout "
+            "(python bench/bench.py --help)"
+        )
+    sys.path.insert(0, str(checkout))
+    from bench.bench import main as bench_main
+
+    bench_main(argv)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["models"]:
@@ -99,10 +114,8 @@ def main(argv: list[str] | None = None) -> None:
         models_command(argv[1:])
         return
     if argv[:1] == ["bench"]:
-        from mcp_llm import bench
-
         _log_to_stderr("INFO")
-        bench.main(argv[1:])
+        bench_command(argv[1:])
         return
     if argv[:1] == ["serve"]:
         argv = argv[1:]

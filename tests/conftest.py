@@ -12,15 +12,15 @@ import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
-from mcp_llm.app import create_app
-from mcp_llm.bench import free_port
-from mcp_llm.services import Services, open_services
+from bench.vllm_server import VllmServer
+from mcp_llm.core.services import Services, open_services
+from mcp_llm.server.app import create_app
 from mcp_llm.settings import Settings
-from mcp_llm.vllm_server import VllmServer
+from tests.support.net import free_port
 
 if TYPE_CHECKING:
-    from tests.fuzzing import RawStdio
-    from tests.servers import HttpServer
+    from tests.support.fuzzing import RawStdio
+    from tests.support.servers import HttpServer
 
 REPO = Path(__file__).resolve().parent.parent
 # Models are made once per machine (the default model store); databases live in per-test temp dirs.
@@ -100,8 +100,8 @@ async def wire_http(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[H
     """One `server.py --transport http` subprocess (its own engine, a small KV cache) shared by the tests that only
     speak to a server over the wire (fuzzing, protocol garbage, conformance, Inspector): each engine start costs
     30-60 s on 2 cores, and these tests assert that the server keeps serving after what they send."""
-    from tests.fuzzing import SMALL_KV
-    from tests.servers import http_server
+    from tests.support.fuzzing import SMALL_KV
+    from tests.support.servers import http_server
 
     async with http_server(tmp_path_factory.mktemp("wire-http"), **SMALL_KV) as server:
         yield server
@@ -114,7 +114,7 @@ SECURE_TOKENS = {"alice": "tok-alice-1", "bob": "tok-bob-2", "carol": "tok-carol
 async def secure_http(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[HttpServer]:
     """One HTTP server that requires bearer tokens (SECURE_TOKENS), with tight in-flight bounds (1 per client,
     2 in total) and a 64 KiB body limit: the HTTP security tests, and the LangGraph example with a token."""
-    from tests.servers import http_server
+    from tests.support.servers import http_server
 
     tokens = ",".join(f"{client}:{token}" for client, token in SECURE_TOKENS.items())
     flags = ["--auth-tokens", tokens, "--max-inflight-per-client", "1", "--max-inflight-total", "2"]
@@ -125,7 +125,7 @@ async def secure_http(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
 @pytest.fixture(scope="session")
 def wire_stdio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RawStdio]:
     """One `server.py` over stdio, initialized and serving, shared the same way (fuzzing, protocol garbage)."""
-    from tests.fuzzing import stdio_server
+    from tests.support.fuzzing import stdio_server
 
     with stdio_server(tmp_path_factory.mktemp("wire-stdio")) as server:
         yield server

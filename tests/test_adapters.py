@@ -10,7 +10,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from mcp_llm.services import Services
+from mcp_llm.core.services import Services
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,7 @@ import pytest
 from mcp import Client
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mcp_llm.arg_errors import describe
+from mcp_llm.server.arg_errors import describe
 
 pytestmark = pytest.mark.anyio
 PYDANTIC = ("errors.pydantic.dev", "validation error for", "[type=", "input_value=")

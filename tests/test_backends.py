@@ -9,7 +9,7 @@ import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
-from mcp_llm.services import Services
+from mcp_llm.core.services import Services
 
 pytestmark = pytest.mark.anyio
 CHAT = [{"role": "user", "content": "What is the capital of France?"}]

@@ -20,8 +20,8 @@ from mcp_types import (
 )
 from PIL import Image
 
-from mcp_llm.charts import DPI, SIZE_IN
-from mcp_llm.services import Services
+from mcp_llm.core.charts import DPI, SIZE_IN
+from mcp_llm.core.services import Services
 from tests.test_flows import ERAS, ScriptedHost, run
 from tests.test_tasks import poll, start_task
 

@@ -6,7 +6,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from mcp_llm.services import Services
+from mcp_llm.core.services import Services
 
 pytestmark = pytest.mark.anyio
 LONG = {"prompt": "Once upon a time", "max_tokens": 1500, "ignore_eos": True}

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from mcp_llm.app import create_app
-from mcp_llm.services import Services
+from mcp_llm.core.services import Services
+from mcp_llm.server.app import create_app
+from mcp_llm.server.tasks import TASKS_EXTENSION
 from mcp_llm.settings import Settings
-from mcp_llm.tasks import TASKS_EXTENSION
 
 pytestmark = pytest.mark.anyio
 

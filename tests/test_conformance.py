@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.servers import HttpServer
+from tests.support.servers import HttpServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -26,13 +26,13 @@ from selenium.webdriver.common.by import By
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from mcp_llm import auth, dashboard
-from mcp_llm.app import create_app
-from mcp_llm.bench import free_port
-from mcp_llm.metrics import SERIES
-from mcp_llm.services import Services
+from mcp_llm.core.metrics import SERIES
+from mcp_llm.core.services import Services
+from mcp_llm.server import auth, dashboard
+from mcp_llm.server.app import create_app
 from mcp_llm.settings import Settings
 from tests.conftest import REPO
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mcp_llm.app import create_app
+from mcp_llm.server.app import create_app
 from mcp_llm.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,7 +79,7 @@ def test_setting_in_settings_doc(field: str) -> None:
 def test_tool_in_instructions(name: str) -> None:
     instructions = APP.instructions or ""
     assert f"`{name}`" in instructions or "`tools/list`" in instructions, (
-        f"tool `{name}` is not in the server's INSTRUCTIONS (mcp_llm/app.py), and they do not point to `tools/list`"
+        f"tool `{name}` is not in the server's INSTRUCTIONS (mcp_llm/server/app.py), and they do not point to `tools/list`"
     )
 
 

@@ -7,7 +7,7 @@ import math
 import pytest
 from mcp import Client
 
-from mcp_llm.services import Services
+from mcp_llm.core.services import Services
 
 pytestmark = pytest.mark.anyio
 

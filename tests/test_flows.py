@@ -10,10 +10,10 @@ import pytest
 from mcp import Client
 from mcp_types import CreateMessageRequestParams, CreateMessageResult, ErrorData, TextContent
 
-from mcp_llm.app import create_app
+from mcp_llm.core.services import Services
 from mcp_llm.schemas import ChatMessage, SamplingOptions
-from mcp_llm.services import Services
-from mcp_llm.tools.flows import ACTION_SCHEMA, ACTIONS
+from mcp_llm.server.app import create_app
+from mcp_llm.server.tools.flows import ACTION_SCHEMA, ACTIONS
 
 pytestmark = pytest.mark.anyio
 ERAS = ["legacy", "auto"]  # legacy negotiates 2025-11-25; auto adopts 2026-07-28 in-process

@@ -21,9 +21,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from mcp_llm.app import create_app
+from mcp_llm.server.app import create_app
 from mcp_llm.settings import Settings
-from tests.fuzzing import (
+from tests.support.fuzzing import (
     CAPITAL,
     RawHttp,
     RawStdio,
@@ -33,7 +33,7 @@ from tests.fuzzing import (
     short,
     wait_idle,
 )
-from tests.servers import HttpServer
+from tests.support.servers import HttpServer
 
 pytestmark = pytest.mark.anyio
 

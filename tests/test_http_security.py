@@ -18,9 +18,9 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from mcp_llm.bench import free_port
 from tests.conftest import REPO, SECURE_TOKENS
-from tests.servers import HttpServer, start_fails
+from tests.support.net import free_port
+from tests.support.servers import HttpServer, start_fails
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

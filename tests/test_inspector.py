@@ -14,7 +14,7 @@ import pytest
 
 from mcp_llm.engine import reaper
 from tests.conftest import MODELS_DIR, REPO, SERVER_CMD
-from tests.servers import HttpServer
+from tests.support.servers import HttpServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO, SECURE_TOKENS, server_env
-from tests.servers import HttpServer
+from tests.support.servers import HttpServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 EXAMPLE = [sys.executable, str(REPO / "examples" / "langgraph_agent.py")]

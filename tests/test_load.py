@@ -19,7 +19,7 @@ import pytest
 from mcp import Client
 from mcp_types import Implementation
 
-from tests.servers import HttpServer, http_server
+from tests.support.servers import HttpServer, http_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 CLIENTS = 64

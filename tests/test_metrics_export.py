@@ -9,7 +9,7 @@ import pytest
 from mcp import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from mcp_llm.services import Services
+from mcp_llm.core.services import Services
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import PromptReference
 
-from mcp_llm.prompts import PromptFileError, load_prompts
+from mcp_llm.server.prompts import PromptFileError, load_prompts
 from tests.conftest import REPO, SERVER_CMD, server_env
 
 pytestmark = pytest.mark.anyio

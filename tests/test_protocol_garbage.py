@@ -15,9 +15,9 @@ from mcp import Client
 from mcp_types import INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR
 from pydantic import ValidationError
 
-from mcp_llm.stdio_guard import error_reply
-from tests.fuzzing import CAPITAL, PROTOCOL, RawHttp, RawStdio, encode, initialize_params
-from tests.servers import HttpServer
+from mcp_llm.server.stdio_guard import error_reply
+from tests.support.fuzzing import CAPITAL, PROTOCOL, RawHttp, RawStdio, encode, initialize_params
+from tests.support.servers import HttpServer
 
 pytestmark = pytest.mark.anyio
 

@@ -17,9 +17,9 @@ import anyio
 import pytest
 from mcp import Client
 
+from mcp_llm.core.registry.models import Registry
+from mcp_llm.core.services import Services
 from mcp_llm.errors import InputError
-from mcp_llm.models import Registry
-from mcp_llm.services import Services
 from mcp_llm.workers.quantize import pick_group_size
 from mcp_llm.workers.runner import WorkerError, run_worker
 

@@ -10,10 +10,10 @@ import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
+from bench.vllm_server import VllmServer
+from mcp_llm.core.services import Services, open_services
 from mcp_llm.errors import Unavailable
-from mcp_llm.services import Services, open_services
 from mcp_llm.settings import Settings
-from mcp_llm.vllm_server import VllmServer
 
 pytestmark = pytest.mark.anyio
 

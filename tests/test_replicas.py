@@ -13,8 +13,8 @@ import pytest
 from mcp import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from mcp_llm.vllm_server import VllmServer
-from tests.servers import http_server
+from bench.vllm_server import VllmServer
+from tests.support.servers import http_server
 from tests.test_resume import assert_each_result_once_each_item_run_at_least_once, stored_done
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

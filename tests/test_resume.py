@@ -17,9 +17,9 @@ import mcp_types as types
 import pytest
 from mcp import Client
 
-from mcp_llm.bench import free_port
 from tests.conftest import REPO, SERVER_CMD, server_env
-from tests.servers import assert_all_gone, descendants, wait_healthy
+from tests.support.net import free_port
+from tests.support.servers import assert_all_gone, descendants, wait_healthy
 from tests.test_tasks import poll, start_task
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

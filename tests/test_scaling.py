@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from mcp_llm import datadir
+from mcp_llm.core.jobs import JobRunner
+from mcp_llm.core.store import Store
 from mcp_llm.engine.local import EngineSettingsError, LocalEngine
-from mcp_llm.jobs import JobRunner
 from mcp_llm.schemas import Completion, SamplingOptions, Timing, Usage
 from mcp_llm.settings import Settings
-from mcp_llm.store import Store
 from tests.conftest import MODELS_DIR
-from tests.servers import start_fails
+from tests.support.servers import start_fails
 
 pytestmark = pytest.mark.anyio
 

@@ -20,9 +20,9 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
 from mcp_llm import schema_guard
+from mcp_llm.core.services import Services
 from mcp_llm.errors import InputError
 from mcp_llm.schemas import SamplingOptions
-from mcp_llm.services import Services
 
 pytestmark = pytest.mark.anyio
 

@@ -8,12 +8,12 @@ import uuid
 
 import pytest
 
+from mcp_llm.core.inference import Recorder
+from mcp_llm.core.services import Services
+from mcp_llm.core.tenancy import cache_salt_for
 from mcp_llm.engine.local import LocalEngine
-from mcp_llm.inference import Recorder
 from mcp_llm.schemas import SamplingOptions
-from mcp_llm.services import Services
 from mcp_llm.settings import NGRAM, Settings
-from mcp_llm.tenancy import cache_salt_for
 from tests.conftest import MODELS_DIR
 
 pytestmark = pytest.mark.anyio

@@ -16,11 +16,11 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
+from mcp_llm.core.services import Runtime
 from mcp_llm.engine.base import EngineState
 from mcp_llm.engine.local import start_phase
 from mcp_llm.engine.swap import EngineSpec, SwappableEngine
-from mcp_llm.services import Runtime
-from mcp_llm.tools.common import report_progress, tool_errors
+from mcp_llm.server.tools.common import report_progress, tool_errors
 from tests.conftest import REPO, SERVER_CMD, server_env
 
 pytestmark = pytest.mark.anyio
@@ -44,8 +44,8 @@ def test_the_entry_imports_neither_vllm_nor_torch(tmp_path: Path) -> None:
     transformers: they are imported by the engine start, in the background, after `initialize` is answered."""
     code = """
 import asyncio, json, sys
-import server, mcp_llm.auth, mcp_llm.datadir, mcp_llm.http, mcp_llm.store
-from mcp_llm.app import create_app
+import server, mcp_llm.server.auth, mcp_llm.datadir, mcp_llm.server.http, mcp_llm.core.store
+from mcp_llm.server.app import create_app
 from mcp_llm.settings import Settings
 tools = asyncio.run(create_app(Settings()).list_tools())
 assert all(t.input_schema for t in tools)

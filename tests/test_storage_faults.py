@@ -12,11 +12,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mcp_llm.jobs import JobRunner
+from mcp_llm.core.jobs import JobRunner
+from mcp_llm.core.services import Services
+from mcp_llm.core.store import Store
 from mcp_llm.schemas import SamplingOptions
-from mcp_llm.services import Services
-from mcp_llm.store import Store
-from tests.servers import start_fails
+from tests.support.servers import start_fails
 
 pytestmark = pytest.mark.anyio
 ITEMS = 6

@@ -14,8 +14,8 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from pydantic import TypeAdapter
 
-from mcp_llm.services import Services
-from mcp_llm.task_client import TaskPolling, admit_legacy_task_results, cancel_task, get_task
+from mcp_llm.core.services import Services
+from mcp_llm.server.task_client import TaskPolling, admit_legacy_task_results, cancel_task, get_task
 
 pytestmark = pytest.mark.anyio
 PROMPTS = [f"Item {i}: name a colour." for i in range(200)]

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from mcp import Client
 
-from mcp_llm.bench import free_port
 from tests.conftest import REPO, SERVER_CMD, server_env
-from tests.servers import START_TIMEOUT_S, assert_all_gone, descendants, start_fails, wait_healthy
+from tests.support.net import free_port
+from tests.support.servers import START_TIMEOUT_S, assert_all_gone, descendants, start_fails, wait_healthy
 from tests.test_startup import KEEP_ALIVE
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

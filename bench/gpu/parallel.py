@@ -45,8 +45,8 @@ def busy_share(samples: Path) -> dict[str, float]:
 async def run_layout(layout: str, prompts: list[str], max_tokens: int, out_dir: Path) -> dict:
     from mcp import Client
 
-    from mcp_llm.app import create_app
-    from mcp_llm.services import open_services
+    from mcp_llm.core.services import open_services
+    from mcp_llm.server.app import create_app
     from mcp_llm.settings import Settings
 
     settings = Settings(

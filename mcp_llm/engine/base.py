@@ -161,3 +161,17 @@ def output_budget(prompt_tokens: int, max_model_len: int, max_tokens: int) -> in
             "tokens or more, or start the server with a larger --max-model-len."
         )
     return min(max_tokens, room)
+
+
+ENGINE_SERIES = "_vllm_series"  # the attribute of an engine's EngineStats holding its vllm:* registry
+
+
+def bind_engine_series(stats: EngineStats, registry: Any) -> None:
+    """Record that `registry` (a prometheus_client CollectorRegistry) holds the vllm:* series of the engine whose
+    scheduler stats `stats` are; core.metrics exports it."""
+    setattr(stats, ENGINE_SERIES, registry)
+
+
+def engine_series(stats: EngineStats) -> Any:
+    """The vllm:* CollectorRegistry of the engine behind `stats` (None: a remote engine, or none bound)."""
+    return getattr(stats, ENGINE_SERIES, None)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_llm.background import repeating
-from mcp_llm.engine.base import Adapter, EngineState, EngineStats, Tokenizing, output_budget
+from mcp_llm.engine.base import Adapter, EngineState, EngineStats, Tokenizing, bind_engine_series, output_budget
 from mcp_llm.errors import InputError, Retryable, Unavailable
 from mcp_llm.schemas import Completion, EngineConfig, SamplingOptions, Timing, Usage, tokens_per_s
 
@@ -426,8 +426,6 @@ def _stat_loggers(stats: EngineStats) -> list[Any]:
     quantize's measuring engines, the engine after a swap) clears and refills with its own series."""
     from prometheus_client import CollectorRegistry
 
-    from mcp_llm.metrics import bind_engine_series
-
     registry = CollectorRegistry()
     try:
         prometheus = _prometheus_logger(registry)
@@ -472,7 +470,7 @@ def _stats_recorder(target: EngineStats) -> Any:
     """A vLLM stat logger class that copies each step's scheduler stats into `target`."""
     from vllm.v1.metrics.loggers import StatLoggerBase
 
-    class Recorder(StatLoggerBase):
+    class StatsRecorder(StatLoggerBase):
         def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
             pass
 
@@ -494,7 +492,7 @@ def _stats_recorder(target: EngineStats) -> Any:
         def log_engine_initialized(self) -> None:
             pass
 
-    return Recorder
+    return StatsRecorder
 
 
 def _completion(output: Any) -> Completion:

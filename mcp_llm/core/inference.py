@@ -1,0 +1,127 @@
+"""One request from input to recorded result: tokenize, generate, check structured output, record.
+
+Shared by `generate` and every batch item, so both validate, measure and log the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+
+import anyio.to_thread
+import jsonschema
+from jsonschema.protocols import Validator
+
+from mcp_llm import schema_guard
+from mcp_llm.core.metrics import Metrics
+from mcp_llm.core.store import Store
+from mcp_llm.engine.base import Adapter, EngineBackend
+from mcp_llm.errors import InputError
+from mcp_llm.schemas import ChatMessage, Completion, SamplingOptions
+
+
+def prompt_token_ids(engine: EngineBackend, prompt: str | None, messages: list[ChatMessage] | None) -> list[int]:
+    """Token ids for exactly one of a raw prompt or a chat; says what to fix otherwise."""
+    if (prompt is None) == (messages is None):
+        raise InputError("Give exactly one of `prompt` (raw text) or `messages` (a chat), not both or neither.")
+    if messages is not None:
+        if not messages:
+            raise InputError("`messages` is empty: give at least one message, e.g. {'role': 'user', 'content': ...}.")
+        return engine.tokenize_chat(messages)
+    if not prompt:
+        raise InputError("`prompt` is empty: give the text to continue.")
+    return engine.tokenize_text(prompt)
+
+
+async def check_json_schema(schema: dict | None) -> None:
+    """Reject a client's json_schema before any token is spent: invalid, over the size/depth limits, or
+    referencing anything outside itself (nothing is ever fetched). Runs off the event loop."""
+    if schema is not None:
+        await schema_guard.check_client_schema_async(schema)
+
+
+async def structured_validator(schema: dict | None) -> Validator | None:
+    """The checked schema's validator (no retrieval), compiled off the event loop; None without a schema."""
+    return None if schema is None else await schema_guard.validator_for_async(schema)
+
+
+def _parse(completion: Completion, schema: dict, validator: Validator | None) -> object:
+    try:
+        value = json.loads(completion.text)
+        schema_guard.validate(validator or schema_guard.validator_for(schema), value)
+    except (json.JSONDecodeError, jsonschema.ValidationError) as exc:
+        hint = " The output was cut at max_tokens: raise max_tokens." if completion.finish_reason == "length" else ""
+        raise InputError(f"The output does not satisfy json_schema ({exc}).{hint} Output: {completion.text!r}") from exc
+    return value
+
+
+async def parse_structured(
+    completion: Completion, schema: dict | None, validator: Validator | None = None
+) -> object | None:
+    """The output parsed and validated against the schema (None without one); says why when it fails.
+    Validation (and compiling the schema, unless `validator` is given) runs off the event loop."""
+    if schema is None:
+        return None
+    return await anyio.to_thread.run_sync(_parse, completion, schema, validator)
+
+
+class Recorder:
+    """Runs requests on the engine and records each in the metrics and the request log."""
+
+    def __init__(
+        self,
+        engine: EngineBackend,
+        metrics: Metrics,
+        store: Store,
+        log_text: bool = False,
+        salt_for: Callable[[str], str | None] | None = None,
+    ) -> None:
+        self.engine, self.metrics, self.store, self.log_text = engine, metrics, store, log_text
+        self.salt_for = salt_for or (lambda client: None)  # the client's prefix-cache tenant (tenancy.py)
+
+    async def complete(
+        self,
+        token_ids: list[int],
+        sampling: SamplingOptions,
+        *,
+        client: str,
+        kind: str,
+        job_id: str | None = None,
+        adapter: Adapter | None = None,
+    ) -> Completion:
+        """Generate, then record (errors too, cancellations as `cancelled`)."""
+        row = {
+            "client": client,
+            "kind": kind,
+            "job_id": job_id,
+            "model": self.engine.model_name,
+            "prompt_tokens": len(token_ids),
+        }
+        try:
+            salt = self.salt_for(client)
+            completion = await self.engine.generate(token_ids, sampling, uuid.uuid4().hex, adapter, salt)
+        except BaseException as exc:
+            status = "error" if isinstance(exc, Exception) else "cancelled"
+            self.metrics.observe_error(status)
+            self.store.log_request({**row, "status": status, "error": str(exc)[:500] or type(exc).__name__})
+            raise
+        # the model that ran it (a swap may have happened while it waited), with its adapter
+        row["model"] = self.engine.model_name + (f"+{adapter.name}" if adapter else "")
+        self.metrics.observe(completion)
+        self.store.log_request(
+            {
+                **row,
+                "status": "ok",
+                "completion_tokens": completion.usage.completion_tokens,
+                "ttft_ms": completion.timing.ttft_ms,
+                "total_ms": completion.timing.total_ms,
+                **self._texts(token_ids, completion),
+            }
+        )
+        return completion
+
+    def _texts(self, token_ids: list[int], completion: Completion) -> dict:
+        if not self.log_text:
+            return {}
+        return {"prompt": self.engine.detokenize(token_ids), "completion": completion.text}

@@ -1,0 +1,330 @@
+"""Batch jobs: persisted before they run, every item submitted to the engine at once, resumed after a restart.
+
+vLLM's continuous batching schedules the items (no home-made static batches): each item is one engine
+request, started together. Finished items are buffered and flushed to SQLite in one transaction per
+interval; a job killed mid-run resumes at the next start with only its unfinished items.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from jsonschema.protocols import Validator
+
+from mcp_llm.core.inference import Recorder, parse_structured, prompt_token_ids, structured_validator
+from mcp_llm.core.store import JOB_OPEN, Store, request_item
+from mcp_llm.engine.base import Adapter, routing_key
+from mcp_llm.errors import InputError, Retryable
+from mcp_llm.schemas import BatchItem, ChatMessage, Completion, JobStatus, SamplingOptions, Timing, Usage, tokens_per_s
+
+if TYPE_CHECKING:
+    from mcp_llm.core.services import Services
+
+log = logging.getLogger(__name__)
+BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)  # waits between retries of an item, the last one repeated
+
+
+@dataclass
+class JobProgress:
+    """Live counts of a running job."""
+
+    total: int
+    completed: int = 0
+    failed: int = 0
+    output_tokens: int = 0
+    started: float = field(default_factory=time.monotonic)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def done(self) -> int:
+        return self.completed + self.failed
+
+    def message(self) -> str:
+        elapsed = time.monotonic() - self.started
+        rate = self.output_tokens / elapsed if elapsed > 0 else 0.0
+        eta = f", ETA {_duration(elapsed / self.done * (self.total - self.done))}" if 0 < self.done < self.total else ""
+        return (
+            f"{self.done}/{self.total} items, {self.failed} failed, {rate:.0f} tok/s, {_duration(elapsed)} so far{eta}"
+        )
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
+
+
+class JobRunner:
+    """Owns the running job tasks; the store holds everything that must outlive them."""
+
+    def __init__(self, store: Store, recorder: Recorder, retry_s: float = 300.0, lease_s: float = 30.0) -> None:
+        self.store, self.recorder, self.retry_s, self.lease_s = store, recorder, retry_s, lease_s
+        self.owner = uuid.uuid4().hex[:12]  # this server, as the holder of job leases in a shared database
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._progress: dict[str, JobProgress] = {}
+        self._cancelled: set[str] = set()
+
+    def submit(self, inputs: list[dict], sampling: SamplingOptions, client: str) -> str:
+        """Persist a job (all items pending) and start it; returns its id."""
+        job_id = uuid.uuid4().hex[:16]
+        options = {"sampling": sampling.model_dump(), "client": client}
+        self.store.create_job(job_id, "batch", options, inputs, owner=self.owner, lease_s=self.lease_s)
+        self._start(job_id, list(enumerate(inputs)), sampling, client, JobProgress(total=len(inputs)))
+        return job_id
+
+    def resume(self, take_all: bool = True) -> list[str]:
+        """Restart the open jobs this server may take, with their unfinished items only: with `take_all` every
+        job a previous run left open (one server owns the data dir), else those whose lease ran out (a server
+        sharing the database died)."""
+        claimed = set(self.store.claim_jobs(self.owner, self.lease_s, take_all))
+        resumed = []
+        for job in self.store.jobs(JOB_OPEN, limit=10_000, newest_first=False):
+            if job["id"] not in claimed or job["id"] in self._tasks:
+                continue
+            options = json.loads(job["options"])
+            counts = self.store.item_counts(job["id"])
+            self._start(
+                job["id"],
+                self.store.pending_items(job["id"]),
+                SamplingOptions.model_validate(options["sampling"]),
+                options.get("client", "resumed"),
+                JobProgress(job["total"], counts.get("done", 0), counts.get("error", 0)),
+            )
+            resumed.append(job["id"])
+        if resumed:
+            log.info("resumed %d unfinished jobs: %s", len(resumed), ", ".join(resumed))
+        return resumed
+
+    def _start(
+        self, job_id: str, items: list[tuple[int, dict]], sampling: SamplingOptions, client: str, progress: JobProgress
+    ) -> None:
+        self._progress[job_id] = progress
+        self._tasks[job_id] = asyncio.create_task(self._run(job_id, items, sampling, client, progress))
+
+    async def _run(
+        self, job_id: str, items: list[tuple[int, dict]], sampling: SamplingOptions, client: str, progress: JobProgress
+    ) -> None:
+        await self._settle(job_id, "running")
+        routing_key.set(job_id)  # the item tasks inherit it: a session-routing router keeps the job on one replica
+        try:
+            # compiled once per job, off the loop; a schema refused now (e.g. a job stored before the guard
+            # existed) fails every item before any engine work, and is never forwarded or fetched
+            refused, validator = None, None
+            try:
+                validator = await structured_validator(sampling.json_schema)
+            except InputError as exc:
+                refused = exc
+            await asyncio.gather(
+                *(self._item(job_id, i, x, sampling, client, progress, validator, refused) for i, x in items)
+            )
+            await self._settle(job_id, "completed")
+        except asyncio.CancelledError:
+            if job_id in self._cancelled:  # cancel_job; otherwise a shutdown, and the job resumes at next start
+                self.store.set_job_status(job_id, "cancelled")
+            else:
+                with contextlib.suppress(sqlite3.Error):  # unwritten items stay pending: they run again at resume
+                    self.store.flush()
+            raise
+        finally:
+            progress.finished.set()
+            self._tasks.pop(job_id, None)
+
+    async def _settle(self, job_id: str, status: str) -> None:
+        """Record the job's status, retrying while the database cannot be written (disk full, read-only, locked):
+        once the cause is gone the job completes; nothing is lost meanwhile (its results wait in memory)."""
+        for attempt in itertools.count():
+            try:
+                self.store.set_job_status(job_id, status)
+                return
+            except sqlite3.Error as exc:
+                wait = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+                log.warning("job %s: cannot record %s yet (%s); retrying in %.1f s", job_id, status, exc, wait)
+                await asyncio.sleep(wait)
+
+    async def _item(
+        self,
+        job_id: str,
+        idx: int,
+        item: dict,
+        sampling: SamplingOptions,
+        client: str,
+        progress: JobProgress,
+        validator: Validator | None = None,
+        refused: InputError | None = None,
+    ) -> None:
+        request_item.set(idx)  # this item task's request-log rows name the item: executions count per item
+        try:
+            if refused is not None:
+                raise InputError(str(refused))
+            messages = [ChatMessage.model_validate(m) for m in item["messages"]] if "messages" in item else None
+            token_ids = prompt_token_ids(self.recorder.engine, item.get("prompt"), messages)
+            adapter = Adapter(**item["adapter"]) if item.get("adapter") else None
+            completion = await self._complete_with_retries(job_id, token_ids, sampling, client, adapter)
+            await parse_structured(completion, sampling.json_schema, validator)
+        except Exception as exc:  # one bad item never fails the others
+            if not isinstance(exc, InputError):
+                log.exception("job %s item %d failed", job_id, idx)
+            progress.failed += 1
+            self.store.save_item(job_id, idx, {"status": "error", "error": str(exc) or type(exc).__name__})
+            return
+        progress.completed += 1
+        progress.output_tokens += completion.usage.completion_tokens
+        self.store.save_item(
+            job_id,
+            idx,
+            {
+                "status": "done",
+                "text": completion.text,
+                "finish_reason": completion.finish_reason,
+                "prompt_tokens": completion.usage.prompt_tokens,
+                "completion_tokens": completion.usage.completion_tokens,
+                **completion.timing.model_dump(include={"queue_ms", "ttft_ms", "tpot_ms", "total_ms"}),
+            },
+        )
+
+    async def _complete_with_retries(
+        self, job_id: str, token_ids: list[int], sampling: SamplingOptions, client: str, adapter: Adapter | None
+    ) -> Completion:
+        """One item's completion; cut off by a swap or a remote outage, it runs again (with backoff) for up to
+        retry_s, so each item ends with exactly one saved result."""
+        deadline = time.monotonic() + self.retry_s
+        for attempt in itertools.count():
+            try:
+                return await self.recorder.complete(
+                    token_ids, sampling, client=client, kind="batch", job_id=job_id, adapter=adapter
+                )
+            except Retryable as exc:
+                wait = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+                if time.monotonic() + wait > deadline:
+                    raise Retryable(f"{exc} (gave up after {attempt + 1} attempts over {self.retry_s:.0f} s)") from exc
+                log.info("job %s: item cut off (%s); retrying in %.1f s", job_id, exc, wait)
+                await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
+
+    async def maintain(self) -> None:
+        """Periodic: renew this server's leases, stop jobs cancelled through another server, take over jobs
+        whose server stopped renewing. A failure is logged and tried again next time."""
+        try:
+            await self._maintain()
+        except Exception:
+            log.exception("job lease maintenance failed")
+
+    async def _maintain(self) -> None:
+        self.store.renew_leases(self.owner, self.lease_s)
+        for job_id in list(self._tasks):
+            job = self.store.job(job_id)
+            if job is not None and job["status"] == "cancelled":
+                await self.cancel(job_id)
+        self.resume(take_all=False)
+
+    def progress(self, job_id: str) -> JobProgress | None:
+        """Live counts while the job runs in this process (None otherwise)."""
+        return self._progress.get(job_id)
+
+    async def wait(self, job_id: str, report: Callable[[JobProgress], Awaitable[None]], interval_s: float) -> None:
+        """Wait for a job, calling `report` at most every `interval_s` (and once at the end)."""
+        progress = self._progress[job_id]
+        while not progress.finished.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(progress.finished.wait(), interval_s)
+            await report(progress)
+
+    async def cancel(self, job_id: str) -> bool:
+        """Stop a running job: its engine requests are aborted, finished items kept. False if not running."""
+        task = self._tasks.get(job_id)
+        if task is None:
+            job = self.store.job(job_id)
+            if job is None or job["status"] not in JOB_OPEN:
+                return False
+            self.store.set_job_status(job_id, "cancelled")  # another server runs it: it stops at its next renewal
+            return True
+        self._cancelled.add(job_id)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return True
+
+    async def close(self) -> None:
+        """Stop every job task for a shutdown; their jobs stay open in the store and resume at next start."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.store.flush()
+
+
+def job_status_of(svc: Services, job_id: str) -> JobStatus:
+    """The job's row, with live counts while it runs here; says so when the id is unknown."""
+    row = svc.store.job(job_id)
+    if row is None:
+        raise InputError(f"No job with id {job_id!r}: list_jobs shows the known ones.")
+    live: JobProgress | None = svc.jobs.progress(job_id)
+    completed, failed = (
+        (live.completed, live.failed) if live and row["status"] == "running" else (row["completed"], row["failed"])
+    )
+    return JobStatus(
+        job_id=job_id,
+        status=row["status"],
+        total=row["total"],
+        completed=completed,
+        failed=failed,
+        pending=row["total"] - completed - failed,
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        progress=live.message() if live and row["status"] == "running" else None,
+        error=row["error"],
+    )
+
+
+def item_of(row: dict) -> BatchItem:
+    done = row["status"] == "done"
+    return BatchItem(
+        index=row["idx"],
+        status=row["status"],
+        text=row["text"],
+        finish_reason=row["finish_reason"],
+        error=row["error"],
+        usage=Usage(
+            prompt_tokens=row["prompt_tokens"],
+            completion_tokens=row["completion_tokens"],
+            total_tokens=row["prompt_tokens"] + row["completion_tokens"],
+        )
+        if done
+        else None,
+        timing=Timing(
+            queue_ms=row["queue_ms"],
+            ttft_ms=row["ttft_ms"],
+            tpot_ms=row["tpot_ms"],
+            total_ms=row["total_ms"] or 0.0,
+            tokens_per_s=tokens_per_s(row["completion_tokens"], row["total_ms"]),
+        )
+        if done
+        else None,
+    )
+
+
+def result_pages(svc: Services, job_id: str) -> list[str]:
+    """URIs of the pages a job's results split into (each page at most max_result_chars of JSON)."""
+    return [f"jobs://{job_id}/results/{n + 1}" for n in range(len(page_bounds(svc, job_id)))]
+
+
+def page_bounds(svc: Services, job_id: str) -> list[tuple[int, int]]:
+    """(offset, count) of each results page: items in order, a page closed before it would pass the bound."""
+    bound, bounds, start, size = svc.settings.max_result_chars, [], 0, 0
+    rows = svc.store.items(job_id, limit=1_000_000)
+    for i, row in enumerate(rows):
+        length = len(json.dumps(item_of(row).model_dump())) + 2  # as the page is written: json.dumps, ", " apart
+        if i > start and size + length > bound:
+            bounds.append((start, i - start))
+            start, size = i, 0
+        size += length
+    bounds.append((start, len(rows) - start))
+    return bounds

