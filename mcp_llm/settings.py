@@ -195,7 +195,9 @@ class Settings(BaseSettings):
         900.0, ge=10, description="Longest a `benchmark` or `tune_serving` call may run (refused with the estimate)."
     )
     max_sampling_calls: int = Field(20, ge=1, le=200, description="Most sampling requests one tool call may make.")
-    prompts_dir: Path = Field(Path(__file__).resolve().parent.parent / "prompts", description="Prompt files.")
+    prompts_dir: Path | None = Field(
+        None, description="A folder of prompt files (*.md) to serve instead of the bundled ones."
+    )
     log_request_text: bool = Field(False, description="Keep prompt and completion text in the request log.")
     request_log_max_rows: int = Field(100_000, ge=1, description="Request-log rows kept (oldest dropped).")
     embedding_model: str | None = Field(
@@ -203,7 +205,9 @@ class Settings(BaseSettings):
     )
     max_embed_texts: int = Field(256, ge=1, description="Most texts one `embed` call may hold.")
     worker_python: Path | None = Field(
-        None, description="Python of the worker venv (llmcompressor) for quantize (default: <repo>/.venv-worker)."
+        None,
+        description="Python of the worker venv (llm-compressor, peft) for quantize and adapters (default: "
+        "`.venv-worker/bin/python` in the checkout, made by `make setup`; an installed wheel has none: set this).",
     )
     worker_timeout_s: float = Field(1800.0, gt=0, description="Longest a quantize worker may run before it is stopped.")
 

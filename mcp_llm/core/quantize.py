@@ -19,6 +19,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,7 @@ from mcp_llm.schemas import ChatMessage, SamplingOptions
 from mcp_llm.settings import LORA_FIELDS, Settings
 from mcp_llm.workers.runner import default_worker_python, run_worker
 
-REPO = Path(__file__).resolve().parents[2]
-EVAL_TEXT = REPO / "resources" / "eval" / "heldout.txt"
+EVAL_TEXT = resources.files("mcp_llm.core") / "assets" / "eval" / "heldout.txt"  # package data
 SCHEMES = {
     "W8A8": "int8 weights (per channel) and int8 activations (dynamic, per token)",
     "W4A16": "int4 weights (groups of the largest size in 128/64/32 dividing the layers, else per channel), "

@@ -128,7 +128,7 @@ def create_app(settings: Settings, shared: Services | None = None, tokens: dict[
     declare_tasks(mcp._lowlevel_server)  # capabilities.tasks at 2025-11-25
     notifications.install(mcp._lowlevel_server)  # resources/subscribe, subscriptions/listen URIs, logging/setLevel
     resources.register(mcp, runtime)
-    prompts.register(mcp, prompts.load_prompts(settings.prompts_dir))
+    prompts.register(mcp, prompts.load_prompts(settings.prompts_dir or prompts.PROMPTS_DIR))
     http.register(mcp, runtime)
     dashboard.register_route(mcp, tokens)
     return mcp

@@ -15,7 +15,7 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from pathlib import Path
+from importlib import resources
 from typing import Any
 from urllib.parse import unquote
 
@@ -38,7 +38,7 @@ from mcp_llm.server.tools.common import services_of, tool_errors
 
 log = logging.getLogger(__name__)
 
-PAGE = Path(__file__).resolve().parents[2] / "resources" / "dashboard.html"
+PAGE = resources.files("mcp_llm.server") / "assets" / "dashboard.html"  # package data
 URI = "ui://mcp-llm/dashboard.html"
 SAMPLE_S = 2.0  # one history point every 2 s ...
 HISTORY_POINTS = 150  # ... for the last 5 minutes

@@ -8,6 +8,7 @@ Resources listed in the front matter are read live and attached to the messages 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, Completion, EmbeddedResource, PromptReference, TextResourceContents
 from pydantic import BaseModel, Field, ValidationError
 
-PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
+# The bundled prompt files: package data (pyproject), found the same way in a checkout and in an installed wheel.
+PROMPTS_DIR = Path(str(resources.files("mcp_llm.server") / "assets" / "prompts"))
 _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,8 @@ from mcp_llm.errors import InputError, Unavailable
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parent.parent.parent
+PACKAGE = Path(__file__).resolve().parent.parent  # the mcp_llm package (in a checkout, or a site-packages)
+REPO = PACKAGE.parent
 STDERR_TAIL = 2000  # characters of the worker's stderr quoted in a crash report
 
 Progress = Callable[[float, float | None, str], Awaitable[None]]
@@ -30,6 +33,15 @@ Progress = Callable[[float, float | None, str], Awaitable[None]]
 
 class WorkerError(Unavailable):
     """The worker crashed, timed out or reported a failure; the message says which and why."""
+
+
+@functools.cache
+def import_root() -> Path:
+    """A folder holding only `mcp_llm` (a link to this package), put on the worker's PYTHONPATH: from a wheel the
+    package's parent is the server's site-packages, whose torch and friends must not shadow the worker venv's."""
+    root = Path(tempfile.mkdtemp(prefix="mcp-llm-worker-path-"))
+    (root / "mcp_llm").symlink_to(PACKAGE, target_is_directory=True)
+    return root
 
 
 def default_worker_python() -> Path:
@@ -52,10 +64,10 @@ async def run_worker(
     """
     if not python.is_file():
         raise WorkerError(
-            f"The worker interpreter {python} does not exist: run `make setup` (it creates .venv-worker) "
-            "or set worker_python to a Python that has llmcompressor."
+            f"The worker interpreter {python} does not exist: run `make setup` in a checkout (it creates "
+            ".venv-worker), or set --worker-python (MCP_LLM_WORKER_PYTHON) to a Python that has llm-compressor."
         )
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONPATH": str(import_root()), "PYTHONUNBUFFERED": "1"}
     proc = await asyncio.create_subprocess_exec(
         str(python),
         "-m",
