@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import anyio.to_thread
 import jsonschema
 from jsonschema.protocols import Validator
 
 from mcp_llm import schema_guard
+from mcp_llm.core.limits import InflightLimiter
 from mcp_llm.core.metrics import Metrics
 from mcp_llm.core.store import Store
-from mcp_llm.engine.base import Adapter, EngineBackend
+from mcp_llm.engine.base import Adapter, EngineBackend, routing_key
 from mcp_llm.errors import InputError
 from mcp_llm.schemas import ChatMessage, Completion, SamplingOptions
 
@@ -67,7 +69,8 @@ async def parse_structured(
 
 
 class Recorder:
-    """Runs requests on the engine and records each in the metrics and the request log."""
+    """The one path of every engine call: admits it (routing key, in-flight bounds), runs it on the engine and
+    records it in the metrics and the request log."""
 
     def __init__(
         self,
@@ -76,9 +79,24 @@ class Recorder:
         store: Store,
         log_text: bool = False,
         salt_for: Callable[[str], str | None] | None = None,
+        limiter: InflightLimiter | None = None,
     ) -> None:
         self.engine, self.metrics, self.store, self.log_text = engine, metrics, store, log_text
         self.salt_for = salt_for or (lambda client: None)  # the client's prefix-cache tenant (tenancy.py)
+        self.limiter = limiter or InflightLimiter(1 << 30, 1 << 30)
+
+    @contextmanager
+    def admitted(self, client: str, kind: str, job_id: str | None = None) -> Iterator[None]:
+        """Admit one engine call (generate, a flow's step, embed; a job's item; a benchmark's request): the routing
+        key keeps a job's items, or a client's calls, on one replica behind a session-routing router; interactive
+        calls take an in-flight slot or fail at once with a busy error. Job items are bounded by their job
+        (max_batch_items) and a benchmark by its own concurrency levels, so neither takes a slot."""
+        routing_key.set(job_id or client)
+        if job_id is not None or kind == "benchmark":
+            yield
+            return
+        with self.limiter.slot(client):
+            yield
 
     async def complete(
         self,
@@ -99,8 +117,9 @@ class Recorder:
             "prompt_tokens": len(token_ids),
         }
         try:
-            salt = self.salt_for(client)
-            completion = await self.engine.generate(token_ids, sampling, uuid.uuid4().hex, adapter, salt)
+            with self.admitted(client, kind, job_id):
+                salt = self.salt_for(client)
+                completion = await self.engine.generate(token_ids, sampling, uuid.uuid4().hex, adapter, salt)
         except BaseException as exc:
             status = "error" if isinstance(exc, Exception) else "cancelled"
             self.metrics.observe_error(status)

@@ -216,8 +216,8 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
         raise
     metrics = Metrics(window_s=settings.metrics_window_s)
     salt_for = cache_salt_for(settings)
-    recorder = Recorder(engine, metrics, store, log_text=settings.log_request_text, salt_for=salt_for)
     limiter = InflightLimiter(settings.max_inflight_total, settings.max_inflight_per_client)
+    recorder = Recorder(engine, metrics, store, settings.log_request_text, salt_for, limiter)
     jobs = JobRunner(store, recorder, settings.item_retry_s, settings.job_lease_s)
     services = Services(settings, engine, store, metrics, recorder, jobs, limiter, embedder)
     flusher = asyncio.create_task(_flush_every(store, settings.flush_interval_s))

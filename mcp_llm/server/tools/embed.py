@@ -10,7 +10,7 @@ from pydantic import Field
 
 from mcp_llm.errors import InputError
 from mcp_llm.schemas import EmbedResult
-from mcp_llm.server.tools.common import services_of, tool_errors
+from mcp_llm.server.tools.common import client_name, services_of, tool_errors
 
 TextsArg = Annotated[list[str], Field(description="The texts to embed (each non-empty).", min_length=1)]
 
@@ -35,7 +35,8 @@ async def embed(ctx: Context, texts: TextsArg, normalize: bool = True) -> EmbedR
     if empty:
         raise InputError(f"texts[{empty[0]}] is empty: every text needs some content.")
     token_ids = svc.embedder.token_ids(texts)
-    vectors = await svc.embedder.embed(token_ids, normalize, f"embed-{uuid.uuid4().hex[:12]}")
+    with svc.recorder.admitted(client_name(ctx), "embed"):  # the same in-flight bounds as generate
+        vectors = await svc.embedder.embed(token_ids, normalize, f"embed-{uuid.uuid4().hex[:12]}")
     counts = [len(ids) for ids in token_ids]
     return EmbedResult(
         model=svc.embedder.model_name,

@@ -192,9 +192,12 @@ async def summarize_large(
         chunks = [svc.engine.detokenize(ids[i : i + chunk_tokens]) for i in range(0, len(ids), chunk_tokens)]
         options = SamplingOptions(max_tokens=summary_tokens, temperature=0)
 
+        fan_out = asyncio.Semaphore(svc.settings.max_inflight_per_client)  # the client's own in-flight bound
+
         async def summarize(i: int, chunk: str) -> str:
             ask = f"{instruction}\n\nThis is part {i + 1} of {len(chunks)} of a longer text:\n\n{chunk}"
-            return await complete_text(svc, ctx, [ChatMessage(role="user", content=ask)], options)
+            async with fan_out:
+                return await complete_text(svc, ctx, [ChatMessage(role="user", content=ask)], options)
 
         partials = await journal.act(lambda: asyncio.gather(*(summarize(i, c) for i, c in enumerate(chunks))))
         await ctx.report_progress(len(chunks), len(chunks) + 1, f"{len(chunks)} chunks summarized; combining")

@@ -9,7 +9,6 @@ from pydantic import Field
 
 from mcp_llm.core.inference import parse_structured, prompt_token_ids, structured_validator
 from mcp_llm.core.registry import adapters
-from mcp_llm.engine.base import routing_key
 from mcp_llm.schemas import ChatMessage, GenerateResult, SamplingOptions, TokenCount
 from mcp_llm.server.tools.common import AdapterArg, client_name, flat_sampling_options, services_of, tool_errors
 
@@ -42,9 +41,7 @@ async def generate(
     token_ids = prompt_token_ids(svc.engine, prompt, messages)
     lora = adapters.resolve_adapter(svc, adapter)
     client = client_name(ctx)
-    routing_key.set(client)  # a session-routing router in front of a remote vLLM keeps a client on one replica
-    with svc.limiter.slot(client):  # a busy error past the in-flight bounds, never an unbounded queue
-        completion = await svc.recorder.complete(token_ids, sampling, client=client, kind="generate", adapter=lora)
+    completion = await svc.recorder.complete(token_ids, sampling, client=client, kind="generate", adapter=lora)
     parsed = await parse_structured(completion, sampling.json_schema, validator)
     return GenerateResult(**completion.model_dump(), model=svc.engine.model_name, parsed=parsed)
 
