@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # `python bench/bench.py` from the repo root imports mcp_llm from the checkout
+from bench.net import START_TIMEOUT_S, free_port, wait_healthy  # noqa: E402 (after the path)
+
 SERVER_SCRIPT = REPO / "server.py"
 STAGES = ("a", "b", "c", "d", "e")
 STAGE_NAMES = {
@@ -55,7 +56,6 @@ MAX_MODEL_LEN = 2048
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 LOAD_FORMATS = ("auto", "safetensors", "dummy")
 KV_CACHE_BYTES = 2 << 30  # on CPU; on a GPU the engine takes --gpu-memory-utilization instead
-START_TIMEOUT_S = 600.0  # engine start on a busy 2-core machine
 CALL_TIMEOUT_S = 3600.0  # a whole batch at full size
 
 TOPICS = [
@@ -380,21 +380,6 @@ def server_env() -> dict[str, str]:
     return dict(os.environ) | {"PYTHONUNBUFFERED": "1", "VLLM_LOGGING_STREAM": "ext://sys.stderr"}
 
 
-def free_port() -> int:
-    """A TCP port free on localhost right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def log_tail(path: Path, lines: int = 15) -> str:
-    """The end of a server log, for error messages."""
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def generate_args(text: str, max_tokens: int) -> dict[str, Any]:
     """`generate` arguments for one chat prompt of the workload."""
     return {"messages": chat(text), "max_tokens": max_tokens, "ignore_eos": True, "temperature": 0}
@@ -538,27 +523,6 @@ def start_http_server(
             env=server_env(),
             cwd=REPO,
         )
-
-
-async def wait_healthy(url: str, proc: subprocess.Popen, log_path: Path) -> dict[str, Any]:
-    """Poll `GET /health` until 200; fail if the server exits or the start takes too long."""
-    import httpx
-
-    deadline = time.monotonic() + START_TIMEOUT_S
-    async with httpx.AsyncClient() as http:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited ({proc.returncode}) during start:\n{log_tail(log_path)}")
-            try:
-                response = await http.get(url, timeout=2)
-                if response.status_code == 200:
-                    return response.json()
-                if response.json().get("status") == "failed":
-                    raise RuntimeError(f"the server's engine failed to start: {response.json().get('detail')}")
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.5)
-    raise RuntimeError(f"server not healthy after {START_TIMEOUT_S:.0f} s:\n{log_tail(log_path)}")
 
 
 def stop_server(proc: subprocess.Popen) -> None:
