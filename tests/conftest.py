@@ -1,4 +1,8 @@
-"""Shared fixtures: one real engine (default model, eager) for the whole session, real MCP clients."""
+"""Shared fixtures: one real engine (default model, eager) for the whole session, real MCP clients.
+
+The tests come in three tiers: tests/unit (no engine, no subprocess), tests/integration (the session's shared
+in-process engine, `services`/`app`/`client`, and the remote backend's `vllm_remote`), tests/system (server and
+vLLM subprocesses, examples, the Inspector, the conformance suite). Every system test is marked `slow`."""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from tests.support.net import free_port
 
 if TYPE_CHECKING:
     from tests.support.fuzzing import RawStdio
+    from tests.support.schemas import Listener
     from tests.support.servers import HttpServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,6 +32,16 @@ REPO = Path(__file__).resolve().parent.parent
 MODELS_DIR = Settings().model_store
 # The remote vLLM runs as the in-process engine does in tests: eager, float32 (no bf16 here), 2048 context.
 REMOTE_ARGS = ("--enforce-eager", "--dtype", "float32", "--max-model-len", "2048")
+
+
+SYSTEM = Path(__file__).resolve().parent / "system"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under tests/system `slow` (`make test-quick` deselects them), unless it already is."""
+    for item in items:
+        if item.path.resolve().is_relative_to(SYSTEM) and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -129,6 +144,16 @@ def wire_stdio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RawStdio]:
 
     with stdio_server(tmp_path_factory.mktemp("wire-stdio")) as server:
         yield server
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    """A real listening socket on loopback for hostile `$ref`s to point at (tests.support.schemas)."""
+    from tests.support.schemas import Listener
+
+    server = Listener()
+    yield server
+    server.close()
 
 
 @pytest.fixture

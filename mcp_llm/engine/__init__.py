@@ -3,7 +3,7 @@
 `remote` (a vLLM deployment over its OpenAI API; vLLM's tokenizer helpers for the remote model), `swap` (the
 swappable engine everyone holds), `reaper` (stale engines) and `vllm_patches` (the vLLM plugin). vLLM, torch and
 transformers are imported on first use only, never at package import (the handshake stays light). Nothing here
-imports mcp_llm.core or the MCP server (tests/test_layers.py checks)."""
+imports mcp_llm.core or the MCP server (tests/unit/test_layers.py checks)."""
 
 from mcp_llm.engine.base import EngineBackend, EngineState
 

@@ -22,8 +22,8 @@ from PIL import Image
 
 from mcp_llm.core.charts import DPI, SIZE_IN
 from mcp_llm.core.services import Services
-from tests.test_flows import ERAS, ScriptedHost, run
-from tests.test_tasks import poll, start_task
+from tests.support.flows import ERAS, ScriptedHost, run
+from tests.support.tasks import poll, start_task
 
 pytestmark = pytest.mark.anyio
 SMALL = {

@@ -10,7 +10,6 @@ import json
 import re
 import shutil
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -38,7 +37,7 @@ pytestmark = pytest.mark.anyio
 
 TOKEN = "dashboard-test-token"
 DOCS = REPO / "docs"
-HOST_PAGE = Path(__file__).with_name("dashboard_host.html")
+HOST_PAGE = REPO / "tests" / "dashboard_host.html"
 BASELINE_Y = 140 - 18  # a chart's zero line (svg height minus bottom margin)
 
 # What the page shows ([data-value] and text), read in the page.

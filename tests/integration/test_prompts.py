@@ -1,16 +1,12 @@
-"""Prompts kept as files: list, get with arguments, argument completion, broken files stop the start."""
+"""Prompts kept as files, through a real client: list, get with arguments, argument completion. Broken files are
+tests/unit/test_prompt_files.py and tests/system/test_start_failures.py."""
 
 from __future__ import annotations
-
-import subprocess
 
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import PromptReference
-
-from mcp_llm.server.prompts import PromptFileError, load_prompts
-from tests.conftest import REPO, SERVER_CMD, server_env
 
 pytestmark = pytest.mark.anyio
 
@@ -69,34 +65,3 @@ async def test_enumerated_arguments_complete(client: Client) -> None:
     assert everything.completion.values == ["style", "performance", "security"]
     none = await client.complete(ref, {"name": "code", "value": "x"})
     assert none.completion.values == []
-
-
-BROKEN = {
-    "bad_yaml.md": "---\nname: [unclosed\n---\nbody\n",
-    "no_front_matter.md": "just text\n",
-    "wrong_name.md": "---\nname: other\ntitle: t\ndescription: d\n---\nbody\n",
-    "bad_template.md": "---\nname: bad_template\ntitle: t\ndescription: d\n---\n{% if %}\n",
-    "unknown_key.md": "---\nname: unknown_key\ntitle: t\ndescription: d\ncolour: blue\n---\nbody\n",
-}
-
-
-@pytest.mark.parametrize("filename", sorted(BROKEN))
-def test_a_broken_prompt_file_is_named(tmp_path, filename: str) -> None:
-    (tmp_path / filename).write_text(BROKEN[filename])
-    with pytest.raises(PromptFileError, match=filename):
-        load_prompts(tmp_path)
-
-
-def test_server_start_fails_on_a_broken_prompt_file(tmp_path) -> None:
-    prompts = tmp_path / "prompts"
-    prompts.mkdir()
-    (prompts / "bad_yaml.md").write_text(BROKEN["bad_yaml.md"])
-    result = subprocess.run(
-        SERVER_CMD,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-        env=server_env(tmp_path, MCP_LLM_PROMPTS_DIR=str(prompts)),
-    )
-    assert result.returncode != 0 and "bad_yaml.md" in result.stderr

@@ -1,7 +1,8 @@
 """`quantize`, the model registry and hot swap, with the real worker venv, real engines and real MCP clients.
 
 The session engine is shared: the slow test swaps it to quantized models and back to the base model.
-Quantized checkpoints get unique names in the shared model store and are removed afterwards.
+Quantized checkpoints get unique names in the shared model store and are removed afterwards. The pure logic
+(group size, paths inside the model store) is tests/unit/test_quantize_logic.py.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from mcp import Client
 from mcp_llm.core.registry.models import Registry
 from mcp_llm.core.services import Services
 from mcp_llm.errors import InputError
-from mcp_llm.workers.quantize import pick_group_size
 from mcp_llm.workers.runner import WorkerError, run_worker
 
 pytestmark = pytest.mark.anyio
@@ -52,32 +52,6 @@ async def paris(client: Client) -> str:
 
 async def config(client: Client) -> dict:
     return json.loads((await client.read_resource("model://config")).contents[0].text)
-
-
-# --- pure logic ---
-def test_group_size_divides_every_layer() -> None:
-    assert pick_group_size([576, 1536]) == 64  # the default model: 576 = 9 x 64
-    assert pick_group_size([4096, 11008]) == 128
-    assert pick_group_size([100, 300]) is None  # falls back to per channel
-
-
-def test_paths_stay_inside_the_model_store(tmp_path: Path) -> None:
-    import sqlite_utils
-
-    store = tmp_path / "models"
-    (store / "good").mkdir(parents=True)
-    (store / "good" / "config.json").write_text("{}")
-    (tmp_path / "outside").mkdir()
-    (tmp_path / "outside" / "config.json").write_text("{}")
-    (store / "escape").symlink_to(tmp_path / "outside")
-    reg = Registry(sqlite_utils.Database(memory=True), store)
-    assert reg.inside("good") == (store / "good").resolve()
-    for bad in ("../outside", str(tmp_path / "outside"), "escape", "/etc"):
-        with pytest.raises(InputError, match="outside the model store"):
-            reg.inside(bad)
-    for bad in ("../x", "a/b", ".hidden", "x" * 101):
-        with pytest.raises(InputError, match="Invalid model name"):
-            reg.check_name(bad)
 
 
 # --- the worker runner ---

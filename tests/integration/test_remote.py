@@ -1,9 +1,8 @@
-"""The remote backend's own promises: local-only tools say so, an unreachable URL is named, and a remote
-server killed mid-batch and restarted costs no item and runs none twice."""
+"""The remote backend's own promises against a real vLLM server (the session's `vllm_remote`): local-only tools
+say so, and a remote server killed mid-batch and restarted costs no item and runs none twice. Its settings and
+an unreachable URL are tests/unit/test_remote_settings.py."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import anyio
 import pytest
@@ -11,9 +10,7 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
 from bench.vllm_server import VllmServer
-from mcp_llm.core.services import Services, open_services
-from mcp_llm.errors import Unavailable
-from mcp_llm.settings import Settings
+from mcp_llm.core.services import Services
 
 pytestmark = pytest.mark.anyio
 
@@ -32,20 +29,6 @@ async def test_in_process_only_tools_say_what_to_do_instead(remote_app: MCPServe
         result = await client.call_tool(tool, arguments)
     text = result.content[0].text
     assert result.is_error and "needs the in-process engine" in text and "--backend openai" in text, text
-
-
-async def test_an_unreachable_url_at_start_is_named(tmp_path: Path) -> None:
-    settings = Settings(backend="openai", base_url="http://127.0.0.1:9", data_dir=tmp_path)
-    with pytest.raises(Unavailable, match=r"No vLLM server answers at http://127\.0\.0\.1:9"):
-        async with open_services(settings):
-            pass
-
-
-def test_backend_settings_must_agree() -> None:
-    with pytest.raises(ValueError, match="needs --base-url"):
-        Settings(backend="openai")
-    with pytest.raises(ValueError, match="--base-url is for --backend openai"):
-        Settings(base_url="http://127.0.0.1:8000")
 
 
 TOKENS = 160  # 24 items of this length take tens of seconds: no machine finishes them before the kill

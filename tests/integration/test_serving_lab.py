@@ -1,5 +1,6 @@
 """Serving levers on the real engine: prefix-cache isolation between tenants (vLLM cache_salt, read from
-vLLM's own prefix-cache hit counters) and speculative decoding (ngram) with its acceptance in the metrics."""
+vLLM's own prefix-cache hit counters) and speculative decoding (ngram) with its acceptance in the metrics.
+The settings alone are tests/unit/test_serving_settings.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from mcp_llm.core.services import Services
 from mcp_llm.core.tenancy import cache_salt_for
 from mcp_llm.engine.local import LocalEngine
 from mcp_llm.schemas import SamplingOptions
-from mcp_llm.settings import NGRAM, Settings
+from mcp_llm.settings import Settings
 from tests.conftest import MODELS_DIR
 
 pytestmark = pytest.mark.anyio
@@ -46,32 +47,6 @@ async def test_one_tenant_reuses_its_prefix_cache_and_another_does_not(services:
     assert await cached_tokens(services, recorder, ids, "bob") == 0  # another tenant: nothing to time
     await cached_tokens(services, recorder, ids, "carol")
     assert await cached_tokens(services, recorder, ids, "dave") >= 512  # one group shares its cache
-
-
-def test_stdio_is_one_tenant_and_shared_mode_turns_salts_off() -> None:
-    assert cache_salt_for(Settings())("alice") is None
-    assert cache_salt_for(Settings(transport="http", cache_isolation="shared"))("alice") is None
-    salt = cache_salt_for(Settings(transport="http"))
-    assert salt("alice") != salt("bob") and salt("alice") == salt("alice")
-
-
-@pytest.mark.parametrize(
-    ("fields", "message"),
-    [
-        ({"speculative": "medusa"}, "ngram` or `draft:PATH"),
-        ({"speculative": "ngram", "speculative_config": {"method": "ngram"}}, "not both"),
-        ({"cache_groups": ["alice"]}, "client=group"),
-    ],
-)
-def test_bad_serving_settings_name_the_fix(fields: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        Settings(**fields)
-
-
-def test_speculative_shorthands() -> None:
-    assert Settings(speculative="ngram").engine_args("m")["speculative_config"] == NGRAM
-    draft = Settings(speculative="draft:/models/tiny").engine_args("m")["speculative_config"]
-    assert draft == {"model": "/models/tiny", "num_speculative_tokens": 4}
 
 
 @pytest.mark.slow

@@ -15,29 +15,11 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import TypeAdapter
 
 from mcp_llm.core.services import Services
-from mcp_llm.server.task_client import TaskPolling, admit_legacy_task_results, cancel_task, get_task
+from mcp_llm.server.task_client import TaskPolling, cancel_task, get_task
+from tests.support.tasks import poll, start_task
 
 pytestmark = pytest.mark.anyio
 PROMPTS = [f"Item {i}: name a colour." for i in range(200)]
-
-
-async def start_task(client: Client, tool: str, arguments: dict) -> types.Task:
-    """A task-augmented tools/call (2025-11-25): returns the task at once."""
-    admit_legacy_task_results()  # the SDK client's result check, as the server's (see task_client)
-    params = types.CallToolRequestParams(name=tool, arguments=arguments, task=types.TaskMetadata(ttl=600_000))
-    created = await client.session.send_request(types.CallToolRequest(params=params), types.CreateTaskResult)
-    return created.task
-
-
-async def poll(client: Client, task_id: str, timeout: float = 300) -> list[types.GetTaskResult]:
-    seen = []
-    with anyio.fail_after(timeout):
-        while True:
-            request = types.GetTaskRequest(params=types.GetTaskRequestParams(task_id=task_id))
-            seen.append(await client.session.send_request(request, types.GetTaskResult))
-            if seen[-1].status in ("completed", "failed", "cancelled"):
-                return seen
-            await anyio.sleep(0.2)
 
 
 async def test_tools_say_which_take_tasks(app: MCPServer) -> None:

@@ -25,7 +25,7 @@ PACKAGES = [f"@modelcontextprotocol/conformance@{CONFORMANCE_VERSION}", "node-li
 PREFIX = REPO / ".cache" / "conformance"
 MODULES = PREFIX / "node_modules"
 PACKAGE = MODULES / "@modelcontextprotocol" / "conformance"
-EXPECTED = Path(__file__).with_name("conformance_expected_failures.txt")
+EXPECTED = REPO / "tests" / "conformance_expected_failures.txt"
 RESULT_DIR = re.compile(r"^server-(?P<scenario>.+)-\d{4}-\d{2}-\d{2}T[\d-]+Z$")
 LISTED = re.compile(r"^  - (?P<scenario>\S+)", re.MULTILINE)
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from mcp import Client
 
+from tests.support.jobs import assert_each_result_once_each_item_run_at_least_once, stored_done
 from tests.support.servers import HttpServer, descendants, http_server, start_fails
-from tests.test_resume import assert_each_result_once_each_item_run_at_least_once, stored_done
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 ITEMS = 12

@@ -19,6 +19,7 @@ import pytest
 from mcp import Client
 from mcp_types import Implementation
 
+from tests.conftest import REPO
 from tests.support.servers import HttpServer, http_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -129,8 +130,8 @@ async def test_64_clients_lose_nothing_and_the_server_stays_bounded(tmp_path: Pa
         "fds": [fds_before, fds_after],
     }
     print(json.dumps(figures))
-    (Path(__file__).parent.parent / "bench" / "results").mkdir(parents=True, exist_ok=True)
-    (Path(__file__).parent.parent / "bench" / "results" / "load.json").write_text(json.dumps(figures, indent=2))
+    (REPO / "bench" / "results").mkdir(parents=True, exist_ok=True)
+    (REPO / "bench" / "results" / "load.json").write_text(json.dumps(figures, indent=2))
     assert not tally.unexpected, tally.unexpected[:5]
     assert (lost, duplicated) == (0, 0)
     assert not answer.is_error

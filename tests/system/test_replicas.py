@@ -14,8 +14,8 @@ from mcp import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.vllm_server import VllmServer
+from tests.support.jobs import assert_each_result_once_each_item_run_at_least_once, stored_done
 from tests.support.servers import http_server
-from tests.test_resume import assert_each_result_once_each_item_run_at_least_once, stored_done
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 ITEMS = 12

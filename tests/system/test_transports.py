@@ -15,7 +15,7 @@ from mcp import Client
 from tests.conftest import REPO, SERVER_CMD, server_env
 from tests.support.net import free_port
 from tests.support.servers import START_TIMEOUT_S, assert_all_gone, descendants, start_fails, wait_healthy
-from tests.test_startup import KEEP_ALIVE
+from tests.support.tasks import KEEP_ALIVE
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -6,13 +6,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import pytest
-from mcp import Client
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mcp_llm.server.arg_errors import describe
-
-pytestmark = pytest.mark.anyio
-PYDANTIC = ("errors.pydantic.dev", "validation error for", "[type=", "input_value=")
+from tests.support.errors import PYDANTIC
 
 
 class Args(BaseModel):
@@ -79,23 +76,3 @@ def test_nested_fields_are_named_by_their_path() -> None:
     text = describe(caught.value, ["messages"])
     assert "`messages[1].role` must be one of 'user' or 'assistant'" in text
     assert "unknown field `messages[1].colour`" in text
-
-
-@pytest.mark.parametrize(
-    ("tool", "arguments", "expected"),
-    [
-        ("generate", {"prompt": "hi", "max_tokns": 4}, "unknown argument `max_tokns`; did you mean `max_tokens`?"),
-        ("generate", {"prompt": "hi", "temperature": 5}, "`temperature` must be between 0 and 2; got 5"),
-        ("batch", {"prompts": ["a"], "temprature": 0}, "unknown argument `temprature`; did you mean `temperature`?"),
-        ("batch", {"prompts": ["a"], "wait": "soon"}, "`wait` must be true or false"),
-        ("job_status", {"jobid": "x"}, "unknown argument `jobid`; did you mean `job_id`?"),
-        ("count_tokens", {"promt": "hi"}, "unknown argument `promt`; did you mean `prompt`?"),
-    ],
-)
-async def test_tool_calls_with_wrong_arguments_get_the_advice(
-    client: Client, tool: str, arguments: dict, expected: str
-) -> None:
-    result = await client.call_tool(tool, arguments)
-    text = result.content[0].text
-    assert result.is_error and expected in text, text
-    assert not any(marker in text for marker in PYDANTIC), text

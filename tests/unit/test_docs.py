@@ -16,7 +16,7 @@ import pytest
 from mcp_llm.server.app import create_app
 from mcp_llm.settings import Settings
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 DOCS = REPO / "docs"
 SETTINGS_DOC = DOCS / "settings.md"
@@ -79,7 +79,8 @@ def test_setting_in_settings_doc(field: str) -> None:
 def test_tool_in_instructions(name: str) -> None:
     instructions = APP.instructions or ""
     assert f"`{name}`" in instructions or "`tools/list`" in instructions, (
-        f"tool `{name}` is not in the server's INSTRUCTIONS (mcp_llm/server/app.py), and they do not point to `tools/list`"
+        f"tool `{name}` is not in the server's INSTRUCTIONS (mcp_llm/server/app.py), "
+        "and they do not point to `tools/list`"
     )
 
 

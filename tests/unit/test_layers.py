@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "mcp_llm"
+PACKAGE = Path(__file__).resolve().parents[2] / "mcp_llm"
 
 MCP = ("mcp", "mcp_types")
 

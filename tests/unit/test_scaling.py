@@ -1,7 +1,8 @@
-"""Scaling rules: vLLM's parallelism settings are checked at start and named when wrong; one server owns an
-in-process engine's data dir; no database on a network share; servers sharing a database hand jobs over by
-lease. The lease tests use a stand-in recorder (pure job bookkeeping on a real SQLite file); the engine paths
-are covered by test_backends and test_resume."""
+"""Scaling rules without an engine: vLLM's parallelism settings are checked before a start and named when wrong;
+no database on a network share; servers sharing a database hand jobs over by lease. The lease tests use a
+stand-in recorder (pure job bookkeeping on a real SQLite file). vLLM's own rejection of a layout is
+tests/integration/test_engine_settings.py, a second server on an owned data dir
+tests/system/test_start_failures.py; the engine paths are covered by test_backends and test_resume."""
 
 from __future__ import annotations
 
@@ -13,11 +14,8 @@ import pytest
 from mcp_llm import datadir
 from mcp_llm.core.jobs import JobRunner
 from mcp_llm.core.store import Store
-from mcp_llm.engine.local import EngineSettingsError, LocalEngine
 from mcp_llm.schemas import Completion, SamplingOptions, Timing, Usage
 from mcp_llm.settings import Settings
-from tests.conftest import MODELS_DIR
-from tests.support.servers import start_fails
 
 pytestmark = pytest.mark.anyio
 
@@ -33,27 +31,6 @@ pytestmark = pytest.mark.anyio
 def test_parallelism_settings_are_checked_before_start(fields: dict, named: str) -> None:
     with pytest.raises(ValueError, match=named):
         Settings(**fields)
-
-
-@pytest.mark.parametrize(
-    ("fields", "named"),
-    [
-        ({"tensor_parallel_size": 2}, "tensor parallel size"),  # 9 attention heads do not split in 2
-        ({"nnodes": 2, "node_rank": 1}, "--nnodes"),  # 2 nodes for a world of 1 GPU
-    ],
-)
-async def test_vllm_rejects_a_parallel_layout_and_the_error_names_it(fields: dict, named: str) -> None:
-    from mcp_llm import default_model
-
-    model = str(default_model.ensure_prepared(MODELS_DIR))
-    with pytest.raises(EngineSettingsError, match=f"vLLM rejected the engine settings: .*{named}"):
-        await LocalEngine.start({"model": model, **fields}, "probe")
-
-
-def test_a_second_server_on_an_owned_data_dir_is_refused(tmp_path: Path) -> None:
-    with datadir.engine_owner(tmp_path):
-        stderr = start_fails(tmp_path)
-    assert "Another mcp-llm server" in stderr and str(tmp_path) in stderr and "--data-dir" in stderr
 
 
 def test_a_data_dir_on_a_network_share_is_refused(tmp_path: Path) -> None:
