@@ -22,6 +22,7 @@ import sqlite_utils
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mcp_llm import default_model
+from mcp_llm.core.db import migrate
 from mcp_llm.core.quantize import SCHEMES, QuantizeReport, quantize
 from mcp_llm.core.registry.models import Registry
 from mcp_llm.settings import Settings
@@ -33,7 +34,9 @@ log = logging.getLogger("bench.quantize")
 async def run(model: Path, schemes: list[str], settings: Settings) -> list[QuantizeReport]:
     reports = []
     with tempfile.TemporaryDirectory(prefix="mcp-llm-qbench-") as tmp:
-        registry = Registry(sqlite_utils.Database(Path(tmp) / "bench.db"), Path(tmp) / "models")
+        db = sqlite_utils.Database(Path(tmp) / "bench.db")
+        migrate(db)
+        registry = Registry(db, Path(tmp) / "models")
         registry.store.mkdir()
 
         async def progress(done: float, total: float | None, message: str) -> None:

@@ -16,6 +16,8 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+from mcp_llm.core.db import migrate
+
 JOB_OPEN = ("queued", "running")
 ITEM_RESULT_COLUMNS = (
     "status",
@@ -80,84 +82,10 @@ class Store:
         self._request_rows: list[dict[str, Any]] = []
         self.write_error: str | None = None  # why the last write failed, until one succeeds
         try:
-            self._create_tables()
+            migrate(self.db)  # every table, by numbered migrations (core/db)
         except sqlite3.DatabaseError as exc:
             self.db.close()
             raise _unusable(path, exc) from exc
-
-    def _create_tables(self) -> None:
-        self.db["jobs"].create(
-            {
-                "id": str,
-                "kind": str,
-                "status": str,
-                "created_at": float,
-                "updated_at": float,
-                "total": int,
-                "completed": int,
-                "failed": int,
-                "options": str,
-                "error": str,
-                "owner": str,
-                "lease_until": float,
-            },
-            pk="id",
-            if_not_exists=True,
-        )
-        for column in ("owner", "lease_until"):  # databases made before job leases
-            if column not in self.db["jobs"].columns_dict:
-                self.db["jobs"].add_column(column, str if column == "owner" else float)
-        self.db["items"].create(
-            {
-                "job_id": str,
-                "idx": int,
-                "input": str,
-                "status": str,
-                "text": str,
-                "finish_reason": str,
-                "prompt_tokens": int,
-                "completion_tokens": int,
-                "queue_ms": float,
-                "ttft_ms": float,
-                "tpot_ms": float,
-                "total_ms": float,
-                "error": str,
-                "finished_at": float,
-            },
-            pk=("job_id", "idx"),
-            foreign_keys=[("job_id", "jobs", "id")],
-            if_not_exists=True,
-        )
-        self.db["requests"].create(
-            {
-                "id": int,
-                "at": float,
-                "client": str,
-                "kind": str,
-                "job_id": str,
-                "item": int,
-                "model": str,
-                "status": str,
-                "prompt_tokens": int,
-                "completion_tokens": int,
-                "ttft_ms": float,
-                "total_ms": float,
-                "error": str,
-                "prompt": str,
-                "completion": str,
-            },
-            pk="id",
-            if_not_exists=True,
-        )
-        if "item" not in self.db["requests"].columns_dict:  # databases made before the log named batch items
-            self.db["requests"].add_column("item", int)
-        self.db["benchmarks"].create(
-            {"id": str, "created_at": float, "kind": str, "title": str, "request": str, "rows": str, "chart": bytes},
-            pk="id",
-            if_not_exists=True,
-        )
-        self.db["items"].create_index(["job_id", "status"], if_not_exists=True)
-        self.db["jobs"].create_index(["status"], if_not_exists=True)
 
     # --- jobs ---
     def create_job(

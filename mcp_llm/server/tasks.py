@@ -45,21 +45,6 @@ class TaskTable:
 
     def __init__(self, svc: Services) -> None:
         self.db = svc.store.db
-        self.db["tasks"].create(
-            {
-                "task_id": str,
-                "tool": str,
-                "status": str,
-                "status_message": str,
-                "job_id": str,
-                "result": str,
-                "created_at": float,
-                "updated_at": float,
-                "ttl_ms": int,
-            },
-            pk="task_id",
-            if_not_exists=True,
-        )
 
     def create(self, task_id: str, tool: str, ttl_ms: int | None) -> None:
         now = time.time()

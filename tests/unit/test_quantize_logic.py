@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mcp_llm.core.db import migrate
 from mcp_llm.core.registry.models import Registry
 from mcp_llm.errors import InputError
 from mcp_llm.workers.quantize import pick_group_size
@@ -27,7 +28,9 @@ def test_paths_stay_inside_the_model_store(tmp_path: Path) -> None:
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside" / "config.json").write_text("{}")
     (store / "escape").symlink_to(tmp_path / "outside")
-    reg = Registry(sqlite_utils.Database(memory=True), store)
+    db = sqlite_utils.Database(memory=True)
+    migrate(db)
+    reg = Registry(db, store)
     assert reg.inside("good") == (store / "good").resolve()
     for bad in ("../outside", str(tmp_path / "outside"), "escape", "/etc"):
         with pytest.raises(InputError, match="outside the model store"):

@@ -48,12 +48,6 @@ class AdapterRegistry:
     def __init__(self, db: sqlite_utils.Database, data_dir: Path) -> None:
         self.db, self.data_dir = db, data_dir.resolve()
         self.store = self.data_dir / "adapters"
-        self.db["adapters"].create(
-            {"name": str, "path": str, "base_model": str, "rank": int, "target_modules": str, "source": str}
-            | {"created_at": float, "figures": str},
-            pk="name",
-            if_not_exists=True,
-        )
 
     def all(self) -> list[AdapterInfo]:
         return [_info(row) for row in self.db["adapters"].rows_where(order_by="name")]

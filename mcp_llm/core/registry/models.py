@@ -50,25 +50,6 @@ class Registry:
 
     def __init__(self, db: sqlite_utils.Database, store: Path) -> None:
         self.db, self.store = db, store.resolve()
-        self.db["models"].create(
-            {
-                "name": str,
-                "path": str,
-                "base_model": str,
-                "scheme": str,
-                "strategy": str,
-                "disk_bytes": int,
-                "param_bytes": int,
-                "perplexity": float,
-                "tokens_per_s": float,
-                "kernels": str,
-                "metrics": str,
-                "report": str,
-                "created_at": float,
-            },
-            pk="name",
-            if_not_exists=True,
-        )
 
     def get(self, name: str) -> dict | None:
         rows = list(self.db["models"].rows_where("name = ?", [name]))

@@ -1,0 +1,87 @@
+"""Numbered migrations, applied in order and never edited once released: a new table or column is a new step at
+the end. Steps are idempotent, so a database made before migrations existed (version 0, its tables made on the
+fly) takes them all safely."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+
+def m001_tables(db: sqlite_utils.Database) -> None:
+    """Jobs and their items, the request log, benchmarks, the model and adapter registries, tasks."""
+    db["jobs"].create(
+        {"id": str, "kind": str, "status": str, "created_at": float, "updated_at": float, "total": int}
+        | {"completed": int, "failed": int, "options": str, "error": str, "owner": str, "lease_until": float},
+        pk="id",
+        if_not_exists=True,
+    )
+    db["items"].create(
+        {"job_id": str, "idx": int, "input": str, "status": str, "text": str, "finish_reason": str}
+        | {"prompt_tokens": int, "completion_tokens": int, "queue_ms": float, "ttft_ms": float, "tpot_ms": float}
+        | {"total_ms": float, "error": str, "finished_at": float},
+        pk=("job_id", "idx"),
+        foreign_keys=[("job_id", "jobs", "id")],
+        if_not_exists=True,
+    )
+    db["requests"].create(
+        {"id": int, "at": float, "client": str, "kind": str, "job_id": str, "item": int, "model": str}
+        | {"status": str, "prompt_tokens": int, "completion_tokens": int, "ttft_ms": float, "total_ms": float}
+        | {"error": str, "prompt": str, "completion": str},
+        pk="id",
+        if_not_exists=True,
+    )
+    db["benchmarks"].create(
+        {"id": str, "created_at": float, "kind": str, "title": str, "request": str, "rows": str, "chart": bytes},
+        pk="id",
+        if_not_exists=True,
+    )
+    db["models"].create(
+        {"name": str, "path": str, "base_model": str, "scheme": str, "strategy": str, "disk_bytes": int}
+        | {"param_bytes": int, "perplexity": float, "tokens_per_s": float, "kernels": str, "metrics": str}
+        | {"report": str, "created_at": float},
+        pk="name",
+        if_not_exists=True,
+    )
+    db["adapters"].create(
+        {"name": str, "path": str, "base_model": str, "rank": int, "target_modules": str, "source": str}
+        | {"created_at": float, "figures": str},
+        pk="name",
+        if_not_exists=True,
+    )
+    db["tasks"].create(
+        {"task_id": str, "tool": str, "status": str, "status_message": str, "job_id": str, "result": str}
+        | {"created_at": float, "updated_at": float, "ttl_ms": int},
+        pk="task_id",
+        if_not_exists=True,
+    )
+
+
+def m002_job_leases(db: sqlite_utils.Database) -> None:
+    """Servers sharing one database lease their jobs (databases made before leases lack the columns)."""
+    for column, kind in (("owner", str), ("lease_until", float)):
+        if column not in db["jobs"].columns_dict:
+            db["jobs"].add_column(column, kind)
+
+
+def m003_request_items(db: sqlite_utils.Database) -> None:
+    """The request log names the batch item each request ran (counting executions per item)."""
+    if "item" not in db["requests"].columns_dict:
+        db["requests"].add_column("item", int)
+
+
+def m004_indexes(db: sqlite_utils.Database) -> None:
+    """What the job runner and `job_status` look items and jobs up by."""
+    db["items"].create_index(["job_id", "status"], if_not_exists=True)
+    db["jobs"].create_index(["status"], if_not_exists=True)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    m001_tables,
+    m002_job_leases,
+    m003_request_items,
+    m004_indexes,
+]
