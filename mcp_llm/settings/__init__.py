@@ -45,16 +45,16 @@ GROUPS = {
 }
 
 
-class Settings(
+class Settings(  # bases in reverse: pydantic lists the last base's fields first, so `--help` starts with the engine
     BaseSettings,
-    EngineSettings,
-    RemoteSettings,
-    HttpSettings,
-    AuthSettings,
-    LimitSettings,
-    JobSettings,
-    StorageSettings,
     LabSettings,
+    StorageSettings,
+    JobSettings,
+    LimitSettings,
+    AuthSettings,
+    HttpSettings,
+    RemoteSettings,
+    EngineSettings,
 ):
     """Everything the server can be told at start. Invalid values stop the start with the field's name."""
 
