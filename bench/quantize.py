@@ -23,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mcp_llm import default_model
 from mcp_llm.core.db import migrate
-from mcp_llm.core.quantize import SCHEMES, QuantizeReport, quantize
+from mcp_llm.core.quantize import SCHEMES, quantize
 from mcp_llm.core.registry.models import Registry
+from mcp_llm.core.schemas import QuantizeReport
 from mcp_llm.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent

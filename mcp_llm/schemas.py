@@ -1,4 +1,9 @@
-"""Pydantic models shared by tools, engine and resources: the MCP schemas clients see."""
+"""Pydantic models shared across layers, the engine's included: chat messages, sampling options, completions,
+engine config, batch jobs and the generate/batch/flow/embed results built on them (schemas clients see).
+
+Each layer's own models live in its layer: `mcp_llm.core.schemas` (registry entries, the quantize report,
+load-test workloads and rows, variants) and `mcp_llm.server.schemas` (the other tools' results and arguments,
+the dashboard's data). Settings stay in `mcp_llm.settings`."""
 
 from __future__ import annotations
 

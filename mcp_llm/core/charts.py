@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from mcp_llm.core.loadtest import LevelRow
+from mcp_llm.core.schemas import LevelRow
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

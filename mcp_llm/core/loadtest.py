@@ -11,12 +11,13 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel
 
 from mcp_llm.core.inference import Recorder
 from mcp_llm.core.metrics import percentiles
+from mcp_llm.core.schemas import LevelRow, Workload
 from mcp_llm.core.store import Store
 from mcp_llm.errors import InputError
 from mcp_llm.schemas import SamplingOptions
@@ -30,59 +31,6 @@ FILLER = (
     "queue of requests that share one model on this machine with a cache of keys and values for every token "
     "river mountain city garden window number seven blue quiet market letter north music summer paper field"
 )
-
-
-class LengthRange(BaseModel):
-    """Token counts drawn uniformly from [min, max]."""
-
-    model_config = ConfigDict(extra="forbid")
-    min: int = Field(ge=1, le=32768)
-    max: int = Field(ge=1, le=32768)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> LengthRange:
-        if self.max < self.min:
-            raise ValueError(f"max ({self.max}) is below min ({self.min})")
-        return self
-
-    @property
-    def mean(self) -> float:
-        return (self.min + self.max) / 2
-
-
-class Workload(BaseModel):
-    """What to send: synthetic prompts of given lengths (with an optional shared prefix), your prompts, or a
-    replay of the request log; each concurrency level (and each variant) sends `requests` of them."""
-
-    model_config = ConfigDict(extra="forbid")
-    kind: Literal["synthetic", "prompts", "replay"] = Field(
-        "synthetic", description="synthetic: generated prompts; prompts: `prompts` cycled; replay: the request log."
-    )
-    requests: int = Field(32, ge=1, le=10_000, description="Requests per concurrency level and variant.")
-    prompt_tokens: LengthRange = Field(
-        default_factory=lambda: LengthRange(min=64, max=128), description="Synthetic prompt lengths in tokens."
-    )
-    output_tokens: LengthRange = Field(
-        default_factory=lambda: LengthRange(min=32, max=64),
-        description="Output lengths in tokens (ignore_eos makes them exact); replay uses the logged lengths.",
-    )
-    shared_prefix_fraction: float = Field(
-        0.0, ge=0.0, le=1.0, description="Share of each synthetic prompt that is the same system prefix (0-1)."
-    )
-    prompts: list[str] | None = Field(None, description="Your prompts (kind=prompts), sent as raw text.")
-    tenants: int = Field(
-        1, ge=1, le=64, description="Requests spread over this many tenants (separate prefix caches in HTTP mode)."
-    )
-    ignore_eos: bool = Field(True, description="Generate exactly the drawn output length.")
-    seed: int = Field(0, description="Seed for lengths and synthetic text.")
-
-    @model_validator(mode="after")
-    def _prompts_match_kind(self) -> Workload:
-        if self.kind == "prompts" and not self.prompts:
-            raise ValueError("kind=prompts needs a non-empty `prompts` list")
-        if self.kind != "prompts" and self.prompts:
-            raise ValueError("`prompts` is only used with kind=prompts")
-        return self
 
 
 @dataclass(frozen=True)
@@ -99,22 +47,6 @@ class Record:
     ttft_ms: float | None = None
     tpot_ms: float | None = None
     e2e_ms: float | None = None
-
-
-class LevelRow(BaseModel):
-    """One variant at one concurrency level."""
-
-    variant: str
-    concurrency: int
-    requests: int
-    completed: int
-    failed: int
-    wall_s: float
-    requests_per_s: float
-    output_tokens_per_s: float
-    ttft_ms: dict[str, float | None]
-    tpot_ms: dict[str, float | None]
-    e2e_ms: dict[str, float | None]
 
 
 def plan(workload: Workload, tokenize: Callable[[str], list[int]], store: Store, max_model_len: int) -> list[Request]:

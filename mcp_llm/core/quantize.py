@@ -23,9 +23,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from mcp_llm.core.registry.models import Registry, checkpoint_sizes
+from mcp_llm.core.schemas import SPEED_TOKENS, Measurement, QuantizeReport, SideBySide
 from mcp_llm.engine.base import EngineBackend
 from mcp_llm.errors import InputError, Unavailable
 from mcp_llm.schemas import ChatMessage, SamplingOptions
@@ -45,54 +44,11 @@ REPORT_PROMPTS = (
     "List three colours.",
 )
 OUTPUT_TOKENS = 48  # side-by-side answers
-SPEED_TOKENS = 64  # tokens/s run: every prompt generates exactly this many (ignore_eos)
 EVAL_WINDOW = 1024  # perplexity windows, in tokens
 EVAL_KV_BYTES = 384 << 20  # the temporary measuring engine's KV cache
 SPACE_MARGIN = 256 << 20
 
 Progress = Callable[[float, float | None, str], Awaitable[None]]
-
-
-class Measurement(BaseModel):
-    """One checkpoint measured on the real engine."""
-
-    perplexity: float = Field(description="exp(mean negative log-likelihood) over the held-out text.")
-    eval_tokens: int = Field(description="Tokens scored for perplexity.")
-    tokens_per_s: float = Field(description=f"Output tokens/s, the prompts at once, {SPEED_TOKENS} tokens each.")
-    outputs: list[str] = Field(description="Greedy answers to the report's prompts.")
-    kernels: dict[str, str] = Field(default_factory=dict, description="vLLM's linear kernel per scheme.")
-
-
-class SideBySide(BaseModel):
-    prompt: str
-    before: str
-    after: str | None = Field(description="Null when this machine's vLLM cannot serve the checkpoint.")
-
-
-class QuantizeReport(BaseModel):
-    """What quantizing cost and saved, measured here on the real engine."""
-
-    name: str = Field(description="The new model's registered name (load it with load_model).")
-    base_model: str
-    scheme: str
-    strategy: str = Field(description="How weights were grouped: the preset, 'group N' or 'channel'.")
-    path: str
-    quantize_seconds: float = Field(description="Time llm-compressor took in the worker.")
-    disk_bytes_before: int
-    disk_bytes_after: int
-    param_bytes_before: int
-    param_bytes_after: int
-    size_ratio: float = Field(description="disk_bytes_after / disk_bytes_before.")
-    servable_here: bool = Field(description="Whether this machine's vLLM serves the checkpoint (else: see notes).")
-    perplexity_before: float
-    perplexity_after: float | None
-    perplexity_change_pct: float | None
-    eval_tokens: int
-    tokens_per_s_before: float
-    tokens_per_s_after: float | None
-    kernels: dict[str, str] = Field(description="Which vLLM kernel ran each quantized scheme.")
-    outputs: list[SideBySide]
-    notes: list[str] = Field(default_factory=list)
 
 
 def eval_key() -> str:

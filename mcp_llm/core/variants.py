@@ -5,49 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_llm.core.registry.models import engine_args_for, registry
+from mcp_llm.core.schemas import Variant
 from mcp_llm.core.services import Services
 from mcp_llm.engine.swap import EngineSpec, SwapFailed
-from mcp_llm.settings import NGRAM
 
 log = logging.getLogger(__name__)
-
-
-class Variant(BaseModel):
-    """Engine settings to compare (vLLM's names); fields left out keep the serving engine's values."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, max_length=60, description="A label for tables and charts.")
-    model: str | None = Field(None, description="A registered model (list_models), e.g. a quantized checkpoint.")
-    max_num_seqs: int | None = Field(None, ge=1, le=1024, description="Most sequences in one engine step.")
-    max_num_batched_tokens: int | None = Field(None, ge=16, le=1 << 20, description="Token budget of one step.")
-    enable_prefix_caching: bool | None = Field(None, description="Reuse KV cache across shared prefixes.")
-    speculative: Literal["ngram", "off"] | None = Field(
-        None, description="ngram: prompt-lookup speculative decoding; off: none."
-    )
-    enforce_eager: bool | None = Field(None, description="Skip graph compilation (faster start).")
-
-    def label(self) -> str:
-        if self.name:
-            return self.name
-        fields = self.model_dump(exclude_none=True, exclude={"name"})
-        return ", ".join(f"{k}={v}" for k, v in fields.items()) or "current"
-
-    def is_current(self) -> bool:
-        return not self.model_dump(exclude_none=True, exclude={"name"})
-
-    def overrides(self) -> dict[str, Any]:
-        """The engine arguments this variant changes (speculative -> speculative_config)."""
-        fields = self.model_dump(exclude_none=True, exclude={"name", "model", "speculative"})
-        if self.speculative == "ngram":
-            fields["speculative_config"] = dict(NGRAM)
-        elif self.speculative == "off":
-            fields["speculative_config"] = None
-        return fields
 
 
 class VariantServer:

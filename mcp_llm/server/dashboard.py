@@ -22,7 +22,6 @@ from urllib.parse import unquote
 from mcp.server.apps import Apps, client_supports_apps
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -32,58 +31,21 @@ from mcp_llm.core.registry import adapters, models
 from mcp_llm.core.registry.models import info
 from mcp_llm.core.services import Runtime, Services
 from mcp_llm.engine.base import EngineState
-from mcp_llm.schemas import JobStatus
 from mcp_llm.server.auth import StaticTokens
+from mcp_llm.server.schemas import SAMPLE_S, DashboardData, Entry, HistoryPoint
 from mcp_llm.server.tools.common import services_of, tool_errors
 
 log = logging.getLogger(__name__)
 
 PAGE = resources.files("mcp_llm.server") / "assets" / "dashboard.html"  # package data
 URI = "ui://mcp-llm/dashboard.html"
-SAMPLE_S = 2.0  # one history point every 2 s ...
-HISTORY_POINTS = 150  # ... for the last 5 minutes
+HISTORY_POINTS = 150  # one every SAMPLE_S: the last 5 minutes
 COOKIE = "mcp_llm_token"
 CONFIG_TAG = '<script id="mcp-llm-config" type="application/json">{}</script>'
 CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
 )
-
-
-class HistoryPoint(BaseModel):
-    """The sliding-window figures of `metrics://engine` at one moment."""
-
-    t: float = Field(description="Unix time.")
-    requests_per_s: float
-    output_tokens_per_s: float
-    latency_ms: dict[str, dict[str, float | None]] = Field(description="ttft/tpot/e2e: p50, p95, p99.")
-    running: int
-    waiting: int
-    kv_cache_usage: float
-
-
-class Entry(BaseModel):
-    """A model or adapter, as the dashboard lists it."""
-
-    name: str
-    detail: str
-    serving: bool = False
-
-
-class DashboardData(BaseModel):
-    """Everything the page shows, read at one moment."""
-
-    at: float = Field(description="Unix time of this reading.")
-    model: str
-    backend: str
-    state: str
-    metrics: dict[str, Any] = Field(description="The metrics://engine document at this moment.")
-    max_num_seqs: int | None = None
-    history: list[HistoryPoint] = Field(description=f"One point every {SAMPLE_S:g} s, oldest first.")
-    jobs: list[JobStatus] = Field(description="Queued and running jobs, then the latest others.")
-    models: list[Entry]
-    adapters: list[Entry]
-    lora_enabled: bool
 
 
 class History:

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from mcp_llm.core.variants import Variant
+from mcp_llm.core.schemas import Variant
 from mcp_llm.server.tools.flows import ACTIONS, parse_action
 from mcp_llm.server.tools.tuning import KNOBS, parse_proposal
 

@@ -11,11 +11,10 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from pydantic import BaseModel, Field
+from typing import TYPE_CHECKING
 
 from mcp_llm.core.registry.models import NAME_PATTERN
+from mcp_llm.core.schemas import AdapterInfo
 from mcp_llm.engine.base import Adapter
 from mcp_llm.errors import InputError
 
@@ -27,19 +26,6 @@ if TYPE_CHECKING:
 
 
 SOURCES = ("trained", "merged", "imported")
-
-
-class AdapterInfo(BaseModel):
-    """One registered adapter (list_adapters, adapters://{name})."""
-
-    name: str
-    path: str
-    base_model: str
-    rank: int
-    target_modules: list[str]
-    source: str = Field(description="trained, merged or imported.")
-    created_at: float
-    figures: dict[str, Any] = Field(default_factory=dict, description="Training or merge figures.")
 
 
 class AdapterRegistry:

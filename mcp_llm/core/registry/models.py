@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
-
+from mcp_llm.core.schemas import ModelInfo
 from mcp_llm.errors import InputError
 from mcp_llm.settings import LORA_FIELDS
 
@@ -25,24 +24,6 @@ if TYPE_CHECKING:
 
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-
-class ModelInfo(BaseModel):
-    """One registered model (resource models://{name}, list_models)."""
-
-    name: str
-    path: str
-    base_model: str | None = Field(None, description="The model it was made from (null for a base model).")
-    scheme: str | None = Field(None, description="Quantization scheme (null: not quantized).")
-    strategy: str | None = Field(None, description="How weights were grouped, e.g. 'group 64' or 'channel'.")
-    disk_bytes: int | None = Field(None, description="Size of the checkpoint folder on disk.")
-    param_bytes: int | None = Field(None, description="Bytes of the stored tensors (weights, scales, zero points).")
-    perplexity: float | None = Field(None, description="On the held-out text in resources/eval.")
-    tokens_per_s: float | None = Field(None, description="Output tokens/s on the report's prompts.")
-    kernels: dict[str, str] = Field(default_factory=dict, description="vLLM's linear kernel per scheme.")
-    created_at: float
-    serving: bool = Field(False, description="Whether the engine serves it now.")
-    report: dict[str, Any] | None = Field(None, description="The quantize report, for quantized models.")
 
 
 class Registry:

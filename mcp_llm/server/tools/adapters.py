@@ -10,44 +10,18 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field
 
-from mcp_llm.core.registry.adapters import AdapterInfo, check_adapter, registry
+from mcp_llm.core.registry.adapters import check_adapter, registry
 from mcp_llm.core.registry.models import serving
+from mcp_llm.core.schemas import AdapterInfo
 from mcp_llm.core.services import Services
 from mcp_llm.errors import InputError
-from mcp_llm.schemas import ChatMessage
+from mcp_llm.server.schemas import AdapterList, Example, TrainResult
 from mcp_llm.server.tools.common import report_progress, require_local_engine, services_of, tool_errors
 from mcp_llm.workers.runner import run_worker
 
 NameArg = Annotated[str, Field(description="The adapter's name (letters, digits, '.', '_', '-').", min_length=1)]
-
-
-class AdapterList(BaseModel):
-    adapters: list[AdapterInfo]
-    lora_enabled: bool = Field(description="Whether the engine applies adapters (--enable-lora).")
-
-
-class Example(BaseModel):
-    """One training example: a prompt (or a chat) and the completion the adapter should give."""
-
-    prompt: str | None = None
-    messages: list[ChatMessage] | None = None
-    completion: str = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _one_input(self) -> Example:
-        if (self.prompt is None) == (self.messages is None) or self.prompt == "":
-            raise ValueError("give exactly one of `prompt` (non-empty) or `messages`")
-        return self
-
-
-class TrainResult(BaseModel):
-    adapter: AdapterInfo
-    loss_curve: list[float]
-    train_seconds: float
-    adapter_bytes: int
-    held_out: list[dict] = Field(description="Held-out inputs with the base model's and the adapter's answers.")
 
 
 REMOTE_ADAPTERS = (

@@ -10,13 +10,15 @@ from typing import Annotated
 
 from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from mcp_llm.core import loadtest
 from mcp_llm.core.charts import benchmark_chart
-from mcp_llm.core.loadtest import LevelRow, Workload, check_budget, estimate, save
-from mcp_llm.core.variants import Variant, VariantServer
+from mcp_llm.core.loadtest import check_budget, estimate, save
+from mcp_llm.core.schemas import LevelRow, Variant, Workload
+from mcp_llm.core.variants import VariantServer
 from mcp_llm.errors import InputError
+from mcp_llm.server.schemas import BenchmarkResult, Comparison
 from mcp_llm.server.tools.common import (
     chart_result,
     confirmed,
@@ -31,22 +33,6 @@ Levels = Annotated[
     list[Annotated[int, Field(ge=1, le=512)]],
     Field(min_length=1, max_length=8, description="Concurrency levels (requests in flight), e.g. [1, 4, 16]."),
 ]
-
-
-class BenchmarkResult(BaseModel):
-    """A stored benchmark run: one row per variant and concurrency level."""
-
-    benchmark_id: str
-    uri: str = Field(description="benchmarks://{id}: the stored run (its chart at benchmarks://{id}/chart).")
-    title: str
-    workload: Workload
-    levels: list[int]
-    rows: list[LevelRow]
-    failed_variants: dict[str, str] = Field(description="Variants that did not start, with vLLM's reason.")
-    estimate_s: float = Field(description="The duration estimated before the run.")
-    elapsed_s: float
-    swaps: int = Field(description="Engine swaps made (variants and the rollback).")
-    serving: str = Field(description="The model serving after the run (the original: variants are rolled back).")
 
 
 @tool_errors
@@ -125,11 +111,6 @@ async def benchmark(
     if not rows:
         raise InputError(f"No variant started, nothing was measured. {summary}")
     return chart_result(summary, rows, png, result, result.uri)
-
-
-class Comparison(BaseModel):
-    benchmark_ids: list[str]
-    rows: list[LevelRow]
 
 
 @tool_errors

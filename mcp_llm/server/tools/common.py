@@ -24,13 +24,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from mcp_llm.core import loadtest
 from mcp_llm.core.jobs import item_of, job_status_of, result_pages
-from mcp_llm.core.loadtest import LevelRow, Workload
+from mcp_llm.core.schemas import LevelRow, Workload
 from mcp_llm.core.services import Services
 from mcp_llm.engine.base import EngineState
 from mcp_llm.engine.swap import gate_waiter
 from mcp_llm.errors import InputError, Unavailable
 from mcp_llm.schemas import BatchResult, SamplingOptions
 from mcp_llm.server.arg_errors import describe
+from mcp_llm.server.schemas import SwapConfirmation
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -254,12 +255,6 @@ def require_local_engine(svc: Services, tool: str, instead: str) -> None:
             f"`{tool}` needs the in-process engine, and this server forwards to the remote vLLM server at "
             f"{svc.settings.base_url} (--backend openai). {instead}"
         )
-
-
-class SwapConfirmation(BaseModel):
-    """What the user is asked before a hot swap."""
-
-    proceed: bool = Field(description="Swap the serving model now")
 
 
 async def confirmed(ctx: Context, message: str) -> bool:

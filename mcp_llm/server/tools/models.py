@@ -8,33 +8,20 @@ import time
 from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from mcp_llm.background import repeating
 from mcp_llm.core import quantize as quantizing
-from mcp_llm.core.quantize import SCHEMES, QuantizeReport
-from mcp_llm.core.registry.models import ModelInfo, engine_args_for, info, register_serving, registry, serving
+from mcp_llm.core.quantize import SCHEMES
+from mcp_llm.core.registry.models import engine_args_for, info, register_serving, registry, serving
+from mcp_llm.core.schemas import QuantizeReport
 from mcp_llm.core.services import Services
 from mcp_llm.engine.swap import EngineSpec
 from mcp_llm.errors import InputError
-from mcp_llm.schemas import EngineConfig
+from mcp_llm.server.schemas import LoadResult, ModelList
 from mcp_llm.server.tools.common import confirmed, report_progress, require_local_engine, services_of, tool_errors
 
 NameArg = Annotated[str, Field(description="A registered model's name (list_models).", min_length=1, max_length=100)]
-
-
-class ModelList(BaseModel):
-    models: list[ModelInfo]
-    serving: str = Field(description="The model the engine serves now.")
-
-
-class LoadResult(BaseModel):
-    """The `load_model` result: what serves now and how the swap went."""
-
-    model: ModelInfo
-    previous: str = Field(description="The model served before the swap.")
-    swap_seconds: float = Field(description="Drain, stop, start: the time new requests waited.")
-    config: EngineConfig
 
 
 @tool_errors

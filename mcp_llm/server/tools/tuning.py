@@ -7,18 +7,20 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult, InputRequiredResult
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from mcp_llm.core.charts import variant_bars
-from mcp_llm.core.loadtest import LevelRow, Workload, check_budget, estimate, plan, save
+from mcp_llm.core.loadtest import check_budget, estimate, plan, save
+from mcp_llm.core.schemas import LevelRow, Variant, Workload
 from mcp_llm.core.services import Services
-from mcp_llm.core.variants import Variant, VariantServer
+from mcp_llm.core.variants import VariantServer
 from mcp_llm.errors import InputError
 from mcp_llm.server.journal import Journal, json_object_in, run_flow
+from mcp_llm.server.schemas import Goal, Trial, TuneResult
 from mcp_llm.server.tools.common import (
     chart_result,
     confirmed,
@@ -29,7 +31,6 @@ from mcp_llm.server.tools.common import (
     tool_errors,
 )
 
-Goal = Literal["throughput", "latency"]
 KNOBS = {
     "max_num_seqs": "int 1-1024: most sequences per engine step",
     "max_num_batched_tokens": "int >= 16: token budget per step (prefill chunking)",
@@ -65,32 +66,6 @@ def tune_system(goal: Goal, concurrency: int) -> str:
         'variant, or {"thought": "...", "stop": true} when more measurements will not help. Settings (leave out '
         "those you keep as they are):\n" + "\n".join(f"- {k}: {v}" for k, v in KNOBS.items())
     )
-
-
-class Trial(BaseModel):
-    """One measured (or refused) variant of the tuning trace."""
-
-    thought: str | None = None
-    variant: dict[str, Any] = Field(description="The settings tried ({} is the engine as it serves).")
-    row: LevelRow | None = None
-    error: str | None = None
-    seconds: float = 0.0
-    score: float | None = Field(None, description="Output tok/s (throughput) or -p95 e2e ms (latency).")
-
-
-class TuneResult(BaseModel):
-    benchmark_id: str
-    uri: str
-    goal: Goal
-    concurrency: int
-    trials: list[Trial]
-    stopped: str = Field(description="stop (the reasoner), budget, max_variants, or malformed (unusable replies).")
-    best: dict[str, Any] = Field(description="The best variant's settings ({}: keep the engine as it is).")
-    flags: str = Field(description="The best settings as server flags.")
-    applied: bool = Field(description="Whether the engine now serves the best variant (apply=true).")
-    reasoner: str
-    sampling_calls: int
-    spent_s: float
 
 
 def score(row: LevelRow | None, goal: Goal) -> float | None:
