@@ -32,12 +32,9 @@ SHIPPED = (
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A venv holding the wheel; returns its bin folder."""
     work = tmp_path_factory.mktemp("wheel")
-    source = work / "source"  # the checkout's files as a fresh clone has them: no build/ or egg-info leftovers
-    listed = subprocess.check_output(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO)
-    for name in filter(None, listed.decode().split("\0")):
-        if (REPO / name).is_file():
-            (source / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, source / name)
+    source = work / "source"  # the checkout as a fresh clone has it: no build/, egg-info or venvs
+    junk = (".git", ".venv*", ".cache", ".gpu", ".data", "build", "*.egg-info", "__pycache__", ".*_cache")
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*junk), symlinks=True)
     pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(work)]
     build = [*pip_wheel, str(source)]
     subprocess.run(build, check=True, timeout=300, cwd=work)
