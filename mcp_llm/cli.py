@@ -14,11 +14,15 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from mcp_llm.server.prompts import PromptFileError
 from mcp_llm.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from mcp_llm.core.access import Principal
 
 log = logging.getLogger("mcp_llm")
 
@@ -36,7 +40,7 @@ def serve(settings: Settings) -> None:
     from mcp_llm import datadir
     from mcp_llm.server import auth
 
-    tokens: dict[str, str] = {}
+    tokens: dict[str, Principal] = {}
     if settings.transport == "http":
         try:
             tokens = auth.load_tokens(settings)
@@ -55,7 +59,7 @@ def serve(settings: Settings) -> None:
         sys.exit(f"mcp-llm: {exc}")
 
 
-def _run(settings: Settings, tokens: dict[str, str]) -> None:
+def _run(settings: Settings, tokens: dict[str, Principal]) -> None:
     import anyio
 
     from mcp_llm.server import http

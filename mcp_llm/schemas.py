@@ -136,6 +136,7 @@ class JobStatus(BaseModel):
     updated_at: float
     progress: str | None = Field(None, description="Live progress while it runs in this server.")
     error: str | None = None
+    client: str | None = Field(None, description="The client that submitted it (its owner).")
 
 
 class BatchItem(BaseModel):

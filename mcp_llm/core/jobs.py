@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from jsonschema.protocols import Validator
 
+from mcp_llm.core.access import Principal, not_found
 from mcp_llm.core.inference import Recorder, parse_structured, prompt_token_ids, structured_validator
 from mcp_llm.core.store import JOB_OPEN, Store, request_item
 from mcp_llm.engine.base import Adapter, routing_key
@@ -77,7 +78,7 @@ class JobRunner:
         """Persist a job (all items pending) and start it; returns its id."""
         job_id = uuid.uuid4().hex[:16]
         options = {"sampling": sampling.model_dump(), "client": client}
-        self.store.create_job(job_id, "batch", options, inputs, owner=self.owner, lease_s=self.lease_s)
+        self.store.create_job(job_id, "batch", options, inputs, owner=self.owner, lease_s=self.lease_s, client=client)
         self._start(job_id, list(enumerate(inputs)), sampling, client, JobProgress(total=len(inputs)))
         return job_id
 
@@ -261,11 +262,12 @@ class JobRunner:
         self.store.flush()
 
 
-def job_status_of(svc: Services, job_id: str) -> JobStatus:
-    """The job's row, with live counts while it runs here; says so when the id is unknown."""
+def job_status_of(svc: Services, job_id: str, principal: Principal | None = None) -> JobStatus:
+    """The job's row, with live counts while it runs here; an unknown id, or with `principal` one that is not
+    theirs to see, is "not found" alike."""
     row = svc.store.job(job_id)
-    if row is None:
-        raise InputError(f"No job with id {job_id!r}: list_jobs shows the known ones.")
+    if row is None or (principal is not None and not principal.owns(row["client"])):
+        raise not_found("job", job_id, "list_jobs")
     live: JobProgress | None = svc.jobs.progress(job_id)
     completed, failed = (
         (live.completed, live.failed) if live and row["status"] == "running" else (row["completed"], row["failed"])
@@ -281,6 +283,7 @@ def job_status_of(svc: Services, job_id: str) -> JobStatus:
         updated_at=row["updated_at"],
         progress=live.message() if live and row["status"] == "running" else None,
         error=row["error"],
+        client=row["client"],
     )
 
 

@@ -192,10 +192,14 @@ def check_budget(svc: Services, seconds: float, budget_s: float | None, what: st
         )
 
 
-def save(svc: Services, benchmark_id: str, kind: str, title: str, result: BaseModel, png: bytes) -> None:
+def save(
+    svc: Services, benchmark_id: str, kind: str, title: str, result: BaseModel, png: bytes, client: str | None = None
+) -> None:
+    """Store a finished run as `client`'s (benchmarks://{id})."""
     svc.store.save_benchmark(
         {
             "id": benchmark_id,
+            "client": client,
             "kind": kind,
             "title": title,
             "request": result.model_dump_json(exclude={"rows"}),

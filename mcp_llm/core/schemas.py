@@ -42,6 +42,8 @@ class AdapterInfo(BaseModel):
     source: str = Field(description="trained, merged or imported.")
     created_at: float
     figures: dict[str, Any] = Field(default_factory=dict, description="Training or merge figures.")
+    owner: str | None = Field(None, description="The client that trained, merged or imported it.")
+    shared: bool = Field(False, description="Usable by every client (an admin shared it), not only its owner.")
 
 
 class Measurement(BaseModel):

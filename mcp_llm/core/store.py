@@ -89,9 +89,17 @@ class Store:
 
     # --- jobs ---
     def create_job(
-        self, job_id: str, kind: str, options: dict, inputs: list[Any], owner: str | None = None, lease_s: float = 0
+        self,
+        job_id: str,
+        kind: str,
+        options: dict,
+        inputs: list[Any],
+        owner: str | None = None,
+        lease_s: float = 0,
+        client: str | None = None,
     ) -> None:
-        """Persist a job and all its items, pending, in one transaction (leased to `owner` for `lease_s`)."""
+        """Persist a job of `client`'s and all its items, pending, in one transaction (leased to the server
+        `owner` for `lease_s`)."""
         now = time.time()
         with self.db.conn:
             self.db["jobs"].insert(
@@ -108,6 +116,7 @@ class Store:
                     "error": None,
                     "owner": owner,
                     "lease_until": now + lease_s,
+                    "client": client,
                 }
             )
             self.db["items"].insert_all(
@@ -122,12 +131,21 @@ class Store:
         rows = list(self.db["jobs"].rows_where("id = ?", [job_id]))
         return rows[0] if rows else None
 
-    def jobs(self, statuses: Iterable[str] | None = None, limit: int = 100, newest_first: bool = True) -> list[dict]:
-        """Jobs, optionally only those in `statuses`."""
+    def jobs(
+        self,
+        statuses: Iterable[str] | None = None,
+        limit: int = 100,
+        newest_first: bool = True,
+        client: str | None = None,
+    ) -> list[dict]:
+        """Jobs, optionally only those in `statuses`, only `client`'s."""
         wanted = list(statuses or ())
-        where = f"status in ({','.join('?' * len(wanted))})" if wanted else None
+        clauses = [f"status in ({','.join('?' * len(wanted))})"] if wanted else []
+        args: list[Any] = wanted + ([client] if client is not None else [])
+        clauses += ["client = ?"] if client is not None else []
         order = "created_at desc" if newest_first else "created_at"
-        return list(self.db["jobs"].rows_where(where, wanted or None, order_by=order, limit=limit))
+        where = " and ".join(clauses) or None
+        return list(self.db["jobs"].rows_where(where, args or None, order_by=order, limit=limit))
 
     def claim_jobs(self, owner: str, lease_s: float, take_all: bool = False) -> list[str]:
         """Lease to `owner` the open jobs nobody holds (no owner, or a lease run out), or with `take_all` every
@@ -217,12 +235,14 @@ class Store:
         rows = list(self.db["benchmarks"].rows_where("id = ?", [benchmark_id]))
         return rows[0] if rows else None
 
-    def benchmarks(self, limit: int = 50) -> list[dict]:
-        """The newest benchmarks, without their charts."""
-        columns = ["id", "created_at", "kind", "title", "rows"]
-        return list(
-            self.db["benchmarks"].rows_where(select=", ".join(columns), order_by="created_at desc", limit=limit)
+    def benchmarks(self, limit: int = 50, client: str | None = None) -> list[dict]:
+        """The newest benchmarks (only `client`'s, if given), without their charts."""
+        columns = ["id", "created_at", "kind", "title", "rows", "client"]
+        where, args = ("client = ?", [client]) if client is not None else (None, None)
+        rows = self.db["benchmarks"].rows_where(
+            where, args, select=", ".join(columns), order_by="created_at desc", limit=limit
         )
+        return list(rows)
 
     # --- writing ---
     def flush(self) -> None:

@@ -15,6 +15,7 @@ from mcp.server.stdio import stdio_server
 from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp_types import Tool as MCPTool
 
+from mcp_llm.core.access import Principal
 from mcp_llm.core.services import Runtime, Services, open_services
 from mcp_llm.engine.base import EngineState
 from mcp_llm.server import arg_errors, auth, dashboard, http, prompts, resources
@@ -81,10 +82,13 @@ class Server(MCPServer):
             )
 
 
-def create_app(settings: Settings, shared: Services | None = None, tokens: dict[str, str] | None = None) -> MCPServer:
+def create_app(
+    settings: Settings, shared: Services | None = None, tokens: dict[str, Principal] | None = None
+) -> MCPServer:
     """An MCPServer whose lifespan owns an engine, or borrows `shared` (tests share one engine).
-    With `tokens` (token → client name), Streamable HTTP requires one of them as a bearer token."""
+    With `tokens` (token → principal) or OAuth settings, Streamable HTTP requires a bearer token."""
     runtime = Runtime(start_timeout_s=settings.engine_start_timeout_s, settings=settings)
+    verifier = auth.verifier(settings, tokens)
     task_extension = Tasks(runtime)
     bus = InMemorySubscriptionBus()
     notifications = Notifications(runtime, bus, settings.progress_interval_s)
@@ -117,8 +121,8 @@ def create_app(settings: Settings, shared: Services | None = None, tokens: dict[
         lifespan=dashboard.with_history(lifespan, runtime),
         log_level=settings.log_level,
         tools=all_tools(),
-        token_verifier=auth.StaticTokens(tokens) if tokens else None,
-        auth=auth.auth_settings(settings) if tokens else None,
+        token_verifier=verifier,
+        auth=auth.auth_settings(settings) if verifier else None,
         extensions=[task_extension, dashboard.extension()],
         subscriptions=bus,
         request_state_security=RequestStateSecurity(keys=settings.request_state_keys)
@@ -130,5 +134,5 @@ def create_app(settings: Settings, shared: Services | None = None, tokens: dict[
     resources.register(mcp, runtime)
     prompts.register(mcp, prompts.load_prompts(settings.prompts_dir or prompts.PROMPTS_DIR))
     http.register(mcp, runtime)
-    dashboard.register_route(mcp, tokens)
+    dashboard.register_route(mcp, verifier)
     return mcp

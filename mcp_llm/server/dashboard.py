@@ -20,20 +20,21 @@ from typing import Any
 from urllib.parse import unquote
 
 from mcp.server.apps import Apps, client_supports_apps
+from mcp.server.auth.provider import TokenVerifier
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from mcp_llm.background import repeating
+from mcp_llm.core.access import Principal
 from mcp_llm.core.jobs import job_status_of
 from mcp_llm.core.registry import adapters, models
 from mcp_llm.core.registry.models import info
 from mcp_llm.core.services import Runtime, Services
 from mcp_llm.engine.base import EngineState
-from mcp_llm.server.auth import StaticTokens
 from mcp_llm.server.schemas import SAMPLE_S, DashboardData, Entry, HistoryPoint
-from mcp_llm.server.tools.common import services_of, tool_errors
+from mcp_llm.server.tools.common import principal_of, services_of, tool_errors
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +102,14 @@ def with_history(lifespan: Callable[[MCPServer], AbstractAsyncContextManager[Run
     return wrapped
 
 
-def collect(svc: Services) -> DashboardData:
-    """Read everything the page shows: metrics, history, jobs, models, adapters."""
+def collect(svc: Services, caller: Principal) -> DashboardData:
+    """Read everything the page shows the caller: metrics, history, its jobs (an admin: everyone's, each with its
+    client), models, the adapters it may use."""
     metrics = history(svc).sample(svc)
     config = svc.engine.config()
-    active = svc.store.jobs(["queued", "running"], limit=20)
-    recent = [r for r in svc.store.jobs(None, limit=10) if r["status"] not in ("queued", "running")]
+    own = None if caller.admin else caller.client
+    active = svc.store.jobs(["queued", "running"], limit=20, client=own)
+    recent = [r for r in svc.store.jobs(None, limit=10, client=own) if r["status"] not in ("queued", "running")]
     jobs = [job_status_of(svc, r["id"]) for r in [*active, *recent][:10]]
     reg = models.registry(svc)
     models.register_serving(svc, reg)
@@ -114,7 +117,7 @@ def collect(svc: Services) -> DashboardData:
     model_list = [_model_entry(info(r, current)) for r in reg.all()]
     adapter_list = [
         Entry(name=a.name, detail=f"rank {a.rank}, {a.source}", serving=a.name in config.adapters)
-        for a in adapters.registry(svc).all()
+        for a in adapters.registry(svc).all(caller)
     ]
     return DashboardData(
         at=time.time(),
@@ -174,7 +177,9 @@ def summary(data: DashboardData) -> str:
         f"Totals: {m['totals']['requests']:.0f} requests, {m['totals']['generation_tokens']:.0f} tokens generated",
     ]
     jobs = [
-        f"{j.job_id} {j.status} {j.completed + j.failed}/{j.total}" + (f" ({j.progress})" if j.progress else "")
+        f"{j.job_id} {j.status} {j.completed + j.failed}/{j.total}"
+        + (f" ({j.progress})" if j.progress else "")
+        + (f" by {j.client}" if j.client else "")
         for j in data.jobs
     ]
     lines.append("Jobs: " + ("; ".join(jobs) if jobs else "none"))
@@ -195,7 +200,7 @@ def extension() -> Apps:
     async def dashboard(ctx: Context) -> CallToolResult:
         """Show the live serving dashboard: throughput and latency over the last minutes, queue, KV cache,
         jobs (with cancel), models and adapters. Clients without MCP Apps get the same numbers as text."""
-        data = collect(services_of(ctx))
+        data = collect(services_of(ctx), principal_of(ctx))
         text = TextContent(type="text", text=summary(data))
         if client_supports_apps(ctx):
             return CallToolResult(content=[text], structured_content=data.model_dump(mode="json"))
@@ -205,7 +210,7 @@ def extension() -> Apps:
     @tool_errors
     async def dashboard_data(ctx: Context) -> DashboardData:
         """What the dashboard page shows, read now (the page calls this to refresh)."""
-        return collect(services_of(ctx))
+        return collect(services_of(ctx), principal_of(ctx))
 
     apps.add_html_resource(
         URI,
@@ -218,10 +223,9 @@ def extension() -> Apps:
     return apps
 
 
-def register_route(mcp: MCPServer, tokens: dict[str, str] | None) -> None:
+def register_route(mcp: MCPServer, verifier: TokenVerifier | None) -> None:
     """`GET /dashboard`: the page, behind the same bearer tokens as /mcp (a header, or the cookie its sign-in
     form sets); without a valid one, 401 and that form."""
-    verifier = StaticTokens(tokens) if tokens else None
 
     @mcp.custom_route("/dashboard", methods=["GET"])
     async def page(request: Request) -> HTMLResponse:
@@ -233,7 +237,7 @@ def register_route(mcp: MCPServer, tokens: dict[str, str] | None) -> None:
         return HTMLResponse(html, headers=_headers())
 
 
-async def _token(request: Request, verifier: StaticTokens | None) -> str | None:
+async def _token(request: Request, verifier: TokenVerifier | None) -> str | None:
     """The bearer token the request authenticated with (header or cookie); None without auth or a valid one."""
     if verifier is None:
         return None

@@ -10,6 +10,7 @@ from types import FrameType
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -60,17 +61,26 @@ def _stderr_logging() -> dict:
     return config
 
 
-async def serve(mcp: MCPServer, settings: Settings) -> None:
-    """Serve `/mcp` (Streamable HTTP) and `/health` until SIGINT/SIGTERM, then run the lifespan's shutdown."""
-    app = mcp.streamable_http_app(
+def asgi_app(mcp: MCPServer, settings: Settings) -> Starlette:
+    """The ASGI app: `/mcp` (Streamable HTTP, behind the auth and Host/Origin guards), `/health`, `/metrics`,
+    `/dashboard`."""
+    return mcp.streamable_http_app(
         host=settings.host,
         transport_security=auth.transport_security(settings),
         max_request_body_size=settings.max_request_body_bytes,
         stateless_http=settings.stateless_http,
         json_response=settings.json_response,
     )
+
+
+async def serve(mcp: MCPServer, settings: Settings) -> None:
+    """Serve the app until SIGINT/SIGTERM, then run the lifespan's shutdown."""
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_config=_stderr_logging(), log_level=settings.log_level.lower()
+        asgi_app(mcp, settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=_stderr_logging(),
+        log_level=settings.log_level.lower(),
     )
     await GracefulServer(config).serve()
 

@@ -22,6 +22,7 @@ from mcp_llm.core.registry.models import info, registry
 from mcp_llm.core.services import Runtime, Services, configured
 from mcp_llm.engine.base import EngineState
 from mcp_llm.errors import InputError, Unavailable
+from mcp_llm.server.auth import principal
 
 JOB_PAGE = 100
 Handler = Callable[..., Awaitable[str | bytes]]  # async (runtime, *URI parameters) -> body
@@ -63,13 +64,14 @@ async def model(runtime: Runtime, name: str) -> str:
 async def adapter(runtime: Runtime, name: str) -> str:
     svc = await ready(runtime)
     try:
-        return adapter_registry(svc).get(name).model_dump_json(indent=2)
+        return adapter_registry(svc).get(name, principal()).model_dump_json(indent=2)
     except InputError as exc:
         raise ResourceNotFoundError(str(exc)) from exc
 
 
 async def benchmarks(runtime: Runtime) -> str:
-    rows = (await ready(runtime)).store.benchmarks()
+    caller = principal()
+    rows = (await ready(runtime)).store.benchmarks(client=None if caller.admin else caller.client)
     return json.dumps([r | {"rows": json.loads(r["rows"]), "uri": f"benchmarks://{r['id']}"} for r in rows])
 
 
@@ -85,7 +87,7 @@ async def benchmark_chart(runtime: Runtime, benchmark_id: str) -> bytes:
 
 async def stored_benchmark(runtime: Runtime, benchmark_id: str) -> dict:
     stored = (await ready(runtime)).store.benchmark(benchmark_id)
-    if stored is None:
+    if stored is None or not principal().owns(stored["client"]):
         raise ResourceNotFoundError(f"No benchmark {benchmark_id!r}: benchmarks://index lists the stored runs.")
     return stored
 
@@ -93,7 +95,7 @@ async def stored_benchmark(runtime: Runtime, benchmark_id: str) -> dict:
 async def job(runtime: Runtime, job_id: str) -> str:
     svc = await ready(runtime)
     try:
-        status = job_status_of(svc, job_id)
+        status = job_status_of(svc, job_id, principal())
     except InputError as exc:
         raise ResourceNotFoundError(str(exc)) from exc
     items = [item_of(r).model_dump() for r in svc.store.items(job_id, limit=JOB_PAGE)]
@@ -103,7 +105,7 @@ async def job(runtime: Runtime, job_id: str) -> str:
 async def job_results_page(runtime: Runtime, job_id: str, page: str) -> str:
     svc = await ready(runtime)
     try:
-        job_status_of(svc, job_id)
+        job_status_of(svc, job_id, principal())
     except InputError as exc:
         raise ResourceNotFoundError(str(exc)) from exc
     bounds = page_bounds(svc, job_id)

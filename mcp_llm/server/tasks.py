@@ -28,9 +28,11 @@ from mcp.server.lowlevel import Server as LowLevelServer
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
+from mcp_llm.core import access
+from mcp_llm.core.access import Principal
 from mcp_llm.core.services import Runtime, Services
 from mcp_llm.server.task_client import admit_legacy_task_results
-from mcp_llm.server.tools.common import TaskHooks, batch_result, current_task
+from mcp_llm.server.tools.common import TaskHooks, batch_result, current_task, principal_of
 
 TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
 TASK_TOOLS = frozenset({"batch", "quantize", "train_adapter", "merge_adapters", "benchmark"})
@@ -46,9 +48,10 @@ class TaskTable:
     def __init__(self, svc: Services) -> None:
         self.db = svc.store.db
 
-    def create(self, task_id: str, tool: str, ttl_ms: int | None) -> None:
+    def create(self, task_id: str, tool: str, ttl_ms: int | None, client: str) -> None:
         now = time.time()
         row = {"task_id": task_id, "tool": tool, "status": "working", "created_at": now, "updated_at": now}
+        row |= {"client": client}
         with self.db.conn:
             self.db["tasks"].insert(row | {"ttl_ms": ttl_ms})
 
@@ -56,14 +59,16 @@ class TaskTable:
         with self.db.conn:
             self.db["tasks"].update(task_id, fields | {"updated_at": time.time()})
 
-    def get(self, task_id: str) -> dict:
+    def get(self, task_id: str, caller: Principal | None = None) -> dict:
+        """The task's row; an unknown id, or with `caller` one not theirs, is "not found" alike."""
         rows = list(self.db["tasks"].rows_where("task_id = ?", [task_id]))
-        if not rows:
-            raise MCPError(code=INVALID_PARAMS, message=f"No task {task_id!r} on this server (tasks/list shows them).")
+        if not rows or (caller is not None and not caller.owns(rows[0]["client"])):
+            raise MCPError(code=INVALID_PARAMS, message=f"No task {task_id!r} on this server (tasks/list shows yours).")
         return rows[0]
 
-    def page(self, offset: int, limit: int) -> list[dict]:
-        return list(self.db["tasks"].rows_where(order_by="created_at desc", offset=offset, limit=limit))
+    def page(self, offset: int, limit: int, caller: Principal) -> list[dict]:
+        where, args = (None, None) if caller.admin else ("client = ?", [caller.client])
+        return list(self.db["tasks"].rows_where(where, args, order_by="created_at desc", offset=offset, limit=limit))
 
 
 def _iso(timestamp: float) -> str:
@@ -94,10 +99,14 @@ class Tasks(Extension):
     async def intercept_tool_call(self, params: types.CallToolRequestParams, ctx: Any, call_next: Any) -> Any:
         if not self._wants_task(params, ctx):
             return await call_next(ctx)
+        try:  # a call the caller's role does not allow starts no task
+            access.check_tool(principal_of(ctx), params.name, params.arguments or {})
+        except access.Forbidden as exc:
+            return types.CallToolResult(content=[types.TextContent(type="text", text=str(exc))], is_error=True)
         svc = await self.runtime.wait_ready()
         table = TaskTable(svc)
         task_id = uuid.uuid4().hex
-        table.create(task_id, params.name, params.task.ttl if params.task else None)
+        table.create(task_id, params.name, params.task.ttl if params.task else None, principal_of(ctx).client)
         hooks = TaskHooks(
             on_progress=lambda message: self._messages.__setitem__(task_id, message),
             on_job=lambda job_id: table.update(task_id, job_id=job_id),
@@ -190,7 +199,7 @@ class Tasks(Extension):
 
     async def _get(self, ctx: Any, params: types.GetTaskRequestParams) -> Any:
         svc = await self.runtime.wait_ready()
-        row = TaskTable(svc).get(params.task_id)
+        row = TaskTable(svc).get(params.task_id, principal_of(ctx))
         if ctx.protocol_version == LEGACY:
             return types.GetTaskResult.model_validate(self._task(svc, row).model_dump(by_alias=True))
         return self._modern(svc, row, "complete")
@@ -199,7 +208,8 @@ class Tasks(Extension):
         """Waits until the task ends, then answers with the tool's result (2025-11-25 `tasks/result`)."""
         svc = await self.runtime.wait_ready()
         table = TaskTable(svc)
-        while (status := self._state(svc, row := table.get(params.task_id))[0]) not in TERMINAL:
+        caller = principal_of(ctx)
+        while (status := self._state(svc, row := table.get(params.task_id, caller))[0]) not in TERMINAL:
             await asyncio.sleep(0.2)
         if status != "completed":
             raise MCPError(code=INVALID_PARAMS, message=f"Task {params.task_id} {status}: {self._state(svc, row)[1]}")
@@ -209,7 +219,7 @@ class Tasks(Extension):
     async def _list(self, ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListTasksResult:
         svc = await self.runtime.wait_ready()
         offset = int(params.cursor) if params is not None and params.cursor and params.cursor.isdigit() else 0
-        rows = TaskTable(svc).page(offset, 50)
+        rows = TaskTable(svc).page(offset, 50, principal_of(ctx))
         cursor = str(offset + len(rows)) if len(rows) == 50 else None
         return types.ListTasksResult(tasks=[self._task(svc, r) for r in rows], next_cursor=cursor)
 
@@ -217,7 +227,7 @@ class Tasks(Extension):
         """Stop the task's work (its engine requests are aborted) and mark it cancelled."""
         svc = await self.runtime.wait_ready()
         table = TaskTable(svc)
-        row = table.get(params.task_id)
+        row = table.get(params.task_id, principal_of(ctx))
         status, _ = self._state(svc, row)
         if status in TERMINAL:
             raise MCPError(code=INVALID_PARAMS, message=f"Task {params.task_id} is already {status}.")

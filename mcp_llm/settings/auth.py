@@ -3,9 +3,9 @@
 # No `from __future__ import annotations`: Settings (another module) resolves these fields' annotations.
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 
 class AuthSettings(BaseModel):
@@ -18,6 +18,13 @@ class AuthSettings(BaseModel):
     allow_unauthenticated_remote: bool = Field(
         False, description="Serve HTTP beyond loopback without tokens (only behind a proxy that authenticates)."
     )
+    oauth_issuer: str | None = Field(
+        None, description="OAuth authorization server's issuer URL: JWT access tokens' `iss` must equal it."
+    )
+    oauth_audience: str | None = Field(
+        None, description="This server's resource URL: the `aud` JWT access tokens must carry (needed with OAuth)."
+    )
+    oauth_jwks: str | None = Field(None, description="The issuer's JWKS: its URL, or a local JWKS JSON file.")
     cache_isolation: Literal["client", "shared"] = Field(
         "client",
         description="Prefix cache per HTTP client (vLLM cache_salt: one tenant cannot time another's prompts) "
@@ -35,3 +42,17 @@ class AuthSettings(BaseModel):
             if not client or not group:
                 raise ValueError(f"cache_groups entry {entry!r} must be `client=group`")
         return entries or None
+
+    @field_validator("oauth_issuer", "oauth_audience", "oauth_jwks")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return (value or "").strip() or None
+
+    @model_validator(mode="after")
+    def _oauth_all_or_none(self) -> Self:
+        names = ("oauth_issuer", "oauth_audience", "oauth_jwks")
+        missing = [name for name in names if getattr(self, name) is None]
+        if missing and len(missing) < len(names):
+            flags = " and ".join(f"--{name.replace('_', '-')} ({name})" for name in missing)
+            raise ValueError(f"OAuth needs --oauth-issuer, --oauth-audience and --oauth-jwks together: {flags} not set")
+        return self

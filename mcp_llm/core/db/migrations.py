@@ -79,9 +79,24 @@ def m004_indexes(db: sqlite_utils.Database) -> None:
     db["jobs"].create_index(["status"], if_not_exists=True)
 
 
+def m005_owners(db: sqlite_utils.Database) -> None:
+    """Whose each job, task, benchmark and adapter is (core/access): jobs take their client from their options;
+    older rows of the others stay without an owner (only admins see them). Adapters can be shared by an admin."""
+    for table in ("jobs", "tasks", "benchmarks"):
+        if "client" not in db[table].columns_dict:
+            db[table].add_column("client", str)
+    if "options" in db["jobs"].columns_dict:
+        db.execute("update jobs set client = json_extract(options, '$.client') where client is null")
+    for column, kind in (("owner", str), ("shared", int)):
+        if column not in db["adapters"].columns_dict:
+            db["adapters"].add_column(column, kind)
+    db["jobs"].create_index(["client", "created_at"], if_not_exists=True)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m001_tables,
     m002_job_leases,
     m003_request_items,
     m004_indexes,
+    m005_owners,
 ]

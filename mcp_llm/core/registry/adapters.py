@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mcp_llm.core.access import Forbidden, Principal
 from mcp_llm.core.registry.models import NAME_PATTERN
 from mcp_llm.core.schemas import AdapterInfo
 from mcp_llm.engine.base import Adapter
@@ -35,21 +36,24 @@ class AdapterRegistry:
         self.db, self.data_dir = db, data_dir.resolve()
         self.store = self.data_dir / "adapters"
 
-    def all(self) -> list[AdapterInfo]:
-        return [_info(row) for row in self.db["adapters"].rows_where(order_by="name")]
+    def all(self, caller: Principal | None = None) -> list[AdapterInfo]:
+        """Every adapter, or those `caller` may use: its own and the shared ones (an admin: all)."""
+        rows = (_info(row) for row in self.db["adapters"].rows_where(order_by="name"))
+        return [info for info in rows if caller is None or usable(caller, info)]
 
-    def get(self, name: str) -> AdapterInfo:
-        rows = list(self.db["adapters"].rows_where("name = ?", [name]))
-        if not rows:
-            known = ", ".join(a.name for a in self.all()) or "none yet"
-            raise InputError(f"No adapter named {name!r} (registered: {known}): list_adapters shows them.")
-        return _info(rows[0])
+    def get(self, name: str, caller: Principal | None = None) -> AdapterInfo:
+        """The adapter; an unknown name, or with `caller` one it may not use, is "not found" alike."""
+        rows = [_info(row) for row in self.db["adapters"].rows_where("name = ?", [name])]
+        if not rows or (caller is not None and not usable(caller, rows[0])):
+            known = ", ".join(a.name for a in self.all(caller)) or "none yet"
+            raise InputError(f"No adapter named {name!r} (yours to use: {known}): list_adapters shows them.")
+        return rows[0]
 
-    def resolve(self, name: str | None) -> Adapter | None:
-        """The engine's view of a registered adapter (None for the base model)."""
+    def resolve(self, name: str | None, caller: Principal | None = None) -> Adapter | None:
+        """The engine's view of a registered adapter `caller` may use (None for the base model)."""
         if name is None:
             return None
-        info = self.get(name)
+        info = self.get(name, caller)
         if not (Path(info.path) / "adapter_config.json").is_file():
             raise InputError(f"Adapter {name!r} has lost its files ({info.path}): delete_adapter it and add it again.")
         return Adapter(info.name, info.path)
@@ -71,9 +75,16 @@ class AdapterRegistry:
         return resolved
 
     def register(
-        self, name: str, path: Path, base: tuple[str, str], max_rank: int, source: str, figures: dict
+        self,
+        name: str,
+        path: Path,
+        base: tuple[str, str],
+        max_rank: int,
+        source: str,
+        figures: dict,
+        owner: str | None = None,
     ) -> AdapterInfo:
-        """Check the adapter folder against the serving model `base` (name, path) and record it."""
+        """Check the adapter folder against the serving model `base` (name, path) and record it as `owner`'s."""
         rank, targets = check_adapter(path, base, max_rank)
         row = {
             "name": name,
@@ -84,15 +95,33 @@ class AdapterRegistry:
             "source": source,
             "created_at": time.time(),
             "figures": json.dumps(figures),
+            "owner": owner,
+            "shared": 0,
         }
         self.db["adapters"].insert(row, pk="name")
         return _info(row)
 
-    def delete(self, name: str) -> AdapterInfo:
-        info = self.get(name)
+    def delete(self, name: str, caller: Principal | None = None) -> AdapterInfo:
+        """Remove an adapter and its folder: the owner's or an admin's to delete (a shared one is not the
+        users' it was shared with)."""
+        info = self.get(name, caller)
+        if caller is not None and not caller.owns(info.owner):
+            owner = info.owner or "the admins"
+            raise Forbidden(f"Adapter {name!r} belongs to {owner}: only its owner or an admin may delete it.")
         self.db["adapters"].delete(name)
         shutil.rmtree(info.path, ignore_errors=True)
         return info
+
+    def share(self, name: str, shared: bool) -> AdapterInfo:
+        """Make an adapter usable by every client, or by its owner only again."""
+        self.get(name)
+        self.db["adapters"].update(name, {"shared": int(shared)})
+        return self.get(name)
+
+
+def usable(caller: Principal, info: AdapterInfo) -> bool:
+    """Whether `caller` may use (and see) an adapter."""
+    return info.shared or caller.owns(info.owner)
 
 
 def check_adapter(path: Path, base: tuple[str, str], max_rank: int) -> tuple[int, list[str]]:
@@ -135,18 +164,18 @@ def _base_has_module(model_path: str, module: str) -> bool:
 
 
 def _info(row: dict) -> AdapterInfo:
-    return AdapterInfo(
-        **{**row, "target_modules": json.loads(row["target_modules"]), "figures": json.loads(row["figures"] or "{}")}
-    )
+    fields = {"target_modules": json.loads(row["target_modules"]), "figures": json.loads(row["figures"] or "{}")}
+    return AdapterInfo(**(row | fields | {"shared": bool(row.get("shared"))}))
 
 
-def resolve_adapter(svc: Services, name: str | None) -> Adapter | None:
-    """The adapter a request names: a registered one, or with the remote backend one the remote serves."""
+def resolve_adapter(svc: Services, name: str | None, caller: Principal | None = None) -> Adapter | None:
+    """The adapter a request names: a registered one `caller` may use, or with the remote backend one the remote
+    serves (the remote deployment decides who may use its adapters)."""
     if name is None:
         return None
     if svc.engine.backend != "local":
         return svc.engine.current.adapter(name)  # type: ignore[attr-defined]
-    return registry(svc).resolve(name)
+    return registry(svc).resolve(name, caller)
 
 
 def registry(svc: Services) -> AdapterRegistry:

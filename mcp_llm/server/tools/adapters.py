@@ -12,13 +12,21 @@ from typing import Annotated, Literal
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from mcp_llm.core.access import Forbidden
 from mcp_llm.core.registry.adapters import check_adapter, registry
 from mcp_llm.core.registry.models import serving
 from mcp_llm.core.schemas import AdapterInfo
 from mcp_llm.core.services import Services
 from mcp_llm.errors import InputError
 from mcp_llm.server.schemas import AdapterList, Example, TrainResult
-from mcp_llm.server.tools.common import report_progress, require_local_engine, services_of, tool_errors
+from mcp_llm.server.tools.common import (
+    client_name,
+    principal_of,
+    report_progress,
+    require_local_engine,
+    services_of,
+    tool_errors,
+)
 from mcp_llm.workers.runner import run_worker
 
 NameArg = Annotated[str, Field(description="The adapter's name (letters, digits, '.', '_', '-').", min_length=1)]
@@ -47,9 +55,10 @@ async def peft_worker(ctx: Context, svc: Services, module: str, job: dict) -> di
 
 @tool_errors
 async def list_adapters(ctx: Context) -> AdapterList:
-    """List the registered LoRA adapters (name, base model, rank, source, training figures)."""
+    """List the LoRA adapters you may use (name, base model, rank, source, owner, training figures): your own and
+    the shared ones (an admin sees all)."""
     svc = services_of(ctx)
-    return AdapterList(adapters=registry(svc).all(), lora_enabled=svc.engine.config().lora)
+    return AdapterList(adapters=registry(svc).all(principal_of(ctx)), lora_enabled=svc.engine.config().lora)
 
 
 @tool_errors
@@ -67,13 +76,25 @@ async def import_adapter(
     target = reg.new_path(name)
     check_adapter(source, serving(svc), max_rank(svc))
     shutil.copytree(source, target)
-    return reg.register(name, target, serving(svc), max_rank(svc), "imported", {"imported_from": str(source)})
+    figures = {"imported_from": str(source)}
+    return reg.register(name, target, serving(svc), max_rank(svc), "imported", figures, client_name(ctx))
 
 
 @tool_errors
 async def delete_adapter(ctx: Context, name: NameArg) -> AdapterInfo:
-    """Remove an adapter from the registry and the adapter store; returns what was removed."""
-    return registry(services_of(ctx)).delete(name)
+    """Remove one of your adapters (an admin: any) from the registry and the adapter store; returns what was
+    removed."""
+    return registry(services_of(ctx)).delete(name, principal_of(ctx))
+
+
+@tool_errors
+async def share_adapter(
+    ctx: Context,
+    name: NameArg,
+    shared: Annotated[bool, Field(description="true: every client may use it; false: its owner only.")] = True,
+) -> AdapterInfo:
+    """Let every client use an adapter (or only its owner again). Admins only."""
+    return registry(services_of(ctx)).share(name, shared)
 
 
 @tool_errors
@@ -121,7 +142,7 @@ async def train_adapter(
         "final_loss": made["loss_curve"][-1],
         "wall_seconds": round(time.monotonic() - started, 2),
     }
-    info = reg.register(name, target, (model_name, model_path), max_rank(svc), "trained", figures)
+    info = reg.register(name, target, (model_name, model_path), max_rank(svc), "trained", figures, client_name(ctx))
     return TrainResult(
         adapter=info,
         loss_curve=made["loss_curve"],
@@ -146,8 +167,10 @@ async def merge_adapters(
     it and make it usable at once. Sources must share a rank; weights default to equal shares."""
     svc = services_of(ctx)
     require_local_engine(svc, "merge_adapters", REMOTE_ADAPTERS)
-    reg = registry(svc)
-    found = [reg.get(source) for source in sources]
+    reg, caller = registry(svc), principal_of(ctx)
+    found = [reg.get(source, caller) for source in sources]
+    if others := [a.name for a in found if not caller.owns(a.owner)]:
+        raise Forbidden(f"Merging adapters of other clients ({', '.join(others)}) needs the admin role.")
     if weights is not None and len(weights) != len(sources):
         raise InputError(f"weights has {len(weights)} entries for {len(sources)} sources: give one per source.")
     target = reg.new_path(name)
@@ -162,7 +185,7 @@ async def merge_adapters(
     }
     made = await peft_worker(ctx, svc, "merge_adapters", job)
     figures = made | {"sources": sources}
-    return reg.register(name, target, (model_name, model_path), max_rank(svc), "merged", figures)
+    return reg.register(name, target, (model_name, model_path), max_rank(svc), "merged", figures, caller.client)
 
 
-TOOLS = [list_adapters, import_adapter, delete_adapter, train_adapter, merge_adapters]
+TOOLS = [list_adapters, import_adapter, delete_adapter, share_adapter, train_adapter, merge_adapters]

@@ -8,6 +8,7 @@ from typing import Annotated
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from mcp_llm.core.access import Principal
 from mcp_llm.core.inference import check_json_schema
 from mcp_llm.core.jobs import JobProgress, item_of, job_status_of
 from mcp_llm.core.registry import adapters
@@ -27,6 +28,7 @@ from mcp_llm.server.tools.common import (
     client_name,
     current_task,
     flat_sampling_options,
+    principal_of,
     report_progress,
     services_of,
     tool_errors,
@@ -54,12 +56,15 @@ def batch_inputs(prompts: list[str] | None, messages: list[list[ChatMessage]] | 
     return items
 
 
-def with_adapters(items: list[dict], svc: Services, default: str | None, per_item: list[str | None] | None) -> None:
-    """Attach each item's adapter (resolved now, so a resumed job still has its folder); InputError if unknown."""
+def with_adapters(
+    items: list[dict], svc: Services, default: str | None, per_item: list[str | None] | None, caller: Principal
+) -> None:
+    """Attach each item's adapter (resolved now, so a resumed job still has its folder); InputError if unknown
+    or not the caller's to use."""
     if per_item is not None and len(per_item) != len(items):
         raise InputError(f"item_adapters has {len(per_item)} entries for {len(items)} items: give one per item.")
     for item, name in zip(items, per_item or [None] * len(items), strict=True):
-        resolved = adapters.resolve_adapter(svc, name or default)
+        resolved = adapters.resolve_adapter(svc, name or default, caller)
         if resolved is not None:
             item["adapter"] = {"name": resolved.name, "path": resolved.path}
 
@@ -90,7 +95,7 @@ async def batch(
     svc = services_of(ctx)
     await check_json_schema(sampling.json_schema)  # refused before the job is stored: nothing fetched, ever
     items = batch_inputs(prompts, messages, svc.settings.max_batch_items)
-    with_adapters(items, svc, adapter, item_adapters)
+    with_adapters(items, svc, adapter, item_adapters, principal_of(ctx))
     job_id = svc.jobs.submit(items, sampling, client_name(ctx))
     if (hooks := current_task.get()) is not None:
         hooks.on_job(job_id)
@@ -112,7 +117,7 @@ async def batch(
 @tool_errors
 async def job_status(ctx: Context, job_id: JobIdArg) -> JobStatus:
     """Where a batch job stands: status, items done/failed/pending, live progress."""
-    return job_status_of(services_of(ctx), job_id)
+    return job_status_of(services_of(ctx), job_id, principal_of(ctx))
 
 
 @tool_errors
@@ -128,7 +133,7 @@ async def job_results(
     """A page of a job's results in input order (pending items show status pending); pages by count
     (`limit`) and by size (`max_chars`, default the server's max_result_chars); `next_offset` continues."""
     svc = services_of(ctx)
-    job = job_status_of(svc, job_id)
+    job = job_status_of(svc, job_id, principal_of(ctx))
     bound = max_chars or svc.settings.max_result_chars
     rows, size = [], 0
     for row in svc.store.items(job_id, offset=offset, limit=limit):
@@ -146,7 +151,7 @@ async def job_results(
 async def cancel_job(ctx: Context, job_id: JobIdArg) -> JobStatus:
     """Cancel a running job: its engine requests stop at once; finished items are kept."""
     svc = services_of(ctx)
-    status = job_status_of(svc, job_id)
+    status = job_status_of(svc, job_id, principal_of(ctx))
     if status.status not in ("queued", "running"):
         raise InputError(f"Job {job_id} is already {status.status}; only queued or running jobs can be cancelled.")
     await svc.jobs.cancel(job_id)
@@ -159,9 +164,10 @@ async def list_jobs(
     status: Annotated[JobState | None, Field(description="Only jobs in this state.")] = None,
     limit: Annotated[int, Field(ge=1, le=500)] = 50,
 ) -> list[JobStatus]:
-    """Recent batch jobs, newest first."""
+    """Recent batch jobs, newest first: the caller's own (an admin sees every client's)."""
     svc = services_of(ctx)
-    rows = svc.store.jobs([status] if status else None, limit=limit)
+    caller = principal_of(ctx)
+    rows = svc.store.jobs([status] if status else None, limit=limit, client=None if caller.admin else caller.client)
     return [job_status_of(svc, r["id"]) for r in rows]
 
 

@@ -21,8 +21,10 @@ from mcp_llm.errors import InputError
 from mcp_llm.server.schemas import BenchmarkResult, Comparison
 from mcp_llm.server.tools.common import (
     chart_result,
+    client_name,
     confirmed,
     measure,
+    principal_of,
     report_progress,
     require_local_engine,
     services_of,
@@ -104,7 +106,7 @@ async def benchmark(
         serving=svc.engine.model_name,
     )
     png = benchmark_chart(rows, title) if rows else b""
-    save(svc, result.benchmark_id, "benchmark", title, result, png)
+    save(svc, result.benchmark_id, "benchmark", title, result, png, client_name(ctx))
     summary = f"Benchmark {bid} ({result.elapsed_s:.0f} s, estimated {seconds:.0f} s)."
     if failed:
         summary += " Failed to start: " + "; ".join(f"{k}: {v}" for k, v in failed.items())
@@ -124,7 +126,7 @@ async def compare_benchmarks(
     rows: list[LevelRow] = []
     for bid in benchmark_ids:
         stored = svc.store.benchmark(bid)
-        if stored is None:
+        if stored is None or not principal_of(ctx).owns(stored["client"]):
             raise InputError(f"No benchmark {bid!r}: read benchmarks://index for the stored runs.")
         for row in json.loads(stored["rows"]):
             rows.append(LevelRow.model_validate(row | {"variant": f"{bid}: {row['variant']}"}))

@@ -15,14 +15,14 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Annotated, Any, ParamSpec, TypeVar
 
-from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp_types import CallToolResult, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from mcp_llm.core import loadtest
+from mcp_llm.core import access, loadtest
+from mcp_llm.core.access import Principal
 from mcp_llm.core.jobs import item_of, job_status_of, result_pages
 from mcp_llm.core.schemas import LevelRow, Workload
 from mcp_llm.core.services import Services
@@ -30,6 +30,7 @@ from mcp_llm.engine.base import EngineState
 from mcp_llm.engine.swap import gate_waiter
 from mcp_llm.errors import InputError, Unavailable
 from mcp_llm.schemas import BatchResult, SamplingOptions
+from mcp_llm.server import auth
 from mcp_llm.server.arg_errors import describe
 from mcp_llm.server.schemas import SwapConfirmation
 
@@ -149,16 +150,19 @@ def services_of(ctx: Context) -> Services:
     return ctx.request_context.lifespan_context.require()
 
 
-def client_name(ctx: Context) -> str:
-    """Who is calling, for the request log and per-client limits: the bearer token's client over
-    authenticated HTTP, else the client's self-reported name (clientInfo), else 'unknown'."""
-    token = get_access_token()
-    if token is not None:
-        return token.client_id
+def principal_of(ctx: Context) -> Principal:
+    """Who is calling (core/access): the bearer token's client and role over authenticated HTTP; else the one
+    local client, an admin, named by its self-reported name (clientInfo) or 'unknown'."""
     try:
-        return ctx.session.client_params.client_info.name
+        name = ctx.session.client_params.client_info.name
     except AttributeError:
-        return "unknown"
+        name = "unknown"
+    return auth.principal(fallback=name)
+
+
+def client_name(ctx: Context) -> str:
+    """The caller's client name, for the request log, ownership and per-client limits."""
+    return principal_of(ctx).client
 
 
 def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -182,6 +186,7 @@ def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             return await wait_reporting(ctx, waited, what, interval_s)
 
         try:
+            access.check_tool(principal_of(ctx), fn.__name__, kwargs)  # the one role check of every tool
             if runtime.state is EngineState.STARTING:
                 await wait_reporting(ctx, runtime.wait_ready(), runtime.waiting_for, interval_s)
             else:

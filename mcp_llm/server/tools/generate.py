@@ -10,7 +10,14 @@ from pydantic import Field
 from mcp_llm.core.inference import parse_structured, prompt_token_ids, structured_validator
 from mcp_llm.core.registry import adapters
 from mcp_llm.schemas import ChatMessage, GenerateResult, SamplingOptions, TokenCount
-from mcp_llm.server.tools.common import AdapterArg, client_name, flat_sampling_options, services_of, tool_errors
+from mcp_llm.server.tools.common import (
+    AdapterArg,
+    client_name,
+    flat_sampling_options,
+    principal_of,
+    services_of,
+    tool_errors,
+)
 
 PromptArg = Annotated[str | None, Field(description="Raw text to continue (no chat template). Give this or messages.")]
 MessagesArg = Annotated[
@@ -39,7 +46,7 @@ async def generate(
     svc = services_of(ctx)
     validator = await structured_validator(sampling.json_schema)  # checked (no remote refs) off the loop
     token_ids = prompt_token_ids(svc.engine, prompt, messages)
-    lora = adapters.resolve_adapter(svc, adapter)
+    lora = adapters.resolve_adapter(svc, adapter, principal_of(ctx))
     client = client_name(ctx)
     completion = await svc.recorder.complete(token_ids, sampling, client=client, kind="generate", adapter=lora)
     parsed = await parse_structured(completion, sampling.json_schema, validator)

@@ -23,6 +23,7 @@ from mcp_llm.server.journal import Journal, json_object_in, run_flow
 from mcp_llm.server.schemas import Goal, Trial, TuneResult
 from mcp_llm.server.tools.common import (
     chart_result,
+    client_name,
     confirmed,
     measure,
     report_progress,
@@ -196,7 +197,7 @@ async def tune_serving(
         if apply and result.best:
             failure = await journal.act(lambda: VariantServer(svc).use(Variant.model_validate(result.best)))
             result.applied = failure is None
-        return finish(svc, result, rows)
+        return finish(svc, result, rows, client_name(ctx))
 
     return await run_flow(ctx, flow)
 
@@ -228,11 +229,11 @@ def outcome(
     return result, rows
 
 
-def finish(svc: Services, result: TuneResult, rows: list[LevelRow]) -> CallToolResult:
+def finish(svc: Services, result: TuneResult, rows: list[LevelRow], client: str) -> CallToolResult:
     """Store the run and shape the reply: summary and table, the chart, the structured result."""
     title = f"tune_serving ({result.goal}, concurrency {result.concurrency}): {len(rows)} variants"
     png = variant_bars(rows, title) if rows else b""
-    save(svc, result.benchmark_id, "tune", title, result, png)
+    save(svc, result.benchmark_id, "tune", title, result, png, client)
     best = result.best or "the engine as it is"
     summary = f"Tuning stopped ({result.stopped}) after {result.spent_s:.0f} s. Best: {best}."
     if result.best:
