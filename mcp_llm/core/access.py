@@ -4,6 +4,7 @@ a user acts on its own, an admin on any, and another's id reads as "not found" (
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -36,6 +37,11 @@ class Principal:
 
     def at_least(self, role: Role) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)
+
+
+# The principal of the tool call the current task serves (set by the server for each call): the request path reads
+# it for quotas. Unset outside a client's call (a resumed job, a test driving the core): no quotas apply.
+caller: ContextVar[Principal | None] = ContextVar("caller", default=None)
 
 
 def role_of_scopes(scopes: list[str] | None) -> Role | None:

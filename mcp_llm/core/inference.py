@@ -15,8 +15,10 @@ import jsonschema
 from jsonschema.protocols import Validator
 
 from mcp_llm import schema_guard
+from mcp_llm.core import access
 from mcp_llm.core.limits import InflightLimiter
 from mcp_llm.core.metrics import Metrics
+from mcp_llm.core.quotas import Quotas
 from mcp_llm.core.store import Store
 from mcp_llm.engine.base import Adapter, EngineBackend, routing_key
 from mcp_llm.errors import InputError
@@ -80,21 +82,26 @@ class Recorder:
         log_text: bool = False,
         salt_for: Callable[[str], str | None] | None = None,
         limiter: InflightLimiter | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         self.engine, self.metrics, self.store, self.log_text = engine, metrics, store, log_text
         self.salt_for = salt_for or (lambda client: None)  # the client's prefix-cache tenant (tenancy.py)
         self.limiter = limiter or InflightLimiter(1 << 30, 1 << 30)
+        self.quotas = quotas
 
     @contextmanager
     def admitted(self, client: str, kind: str, job_id: str | None = None) -> Iterator[None]:
         """Admit one engine call (generate, a flow's step, embed; a job's item; a benchmark's request): the routing
         key keeps a job's items, or a client's calls, on one replica behind a session-routing router; interactive
-        calls take an in-flight slot or fail at once with a busy error. Job items are bounded by their job
-        (max_batch_items) and a benchmark by its own concurrency levels, so neither takes a slot."""
+        calls pass the caller's token quotas and take an in-flight slot, or fail at once (quota, busy). Job items
+        are bounded by their job (quotas checked when it was accepted, max_batch_items) and a benchmark by its own
+        concurrency levels, so neither takes a slot."""
         routing_key.set(job_id or client)
         if job_id is not None or kind == "benchmark":
             yield
             return
+        if self.quotas is not None and (principal := access.caller.get()) is not None:
+            self.quotas.check_tokens(principal)
         with self.limiter.slot(client):
             yield
 
@@ -127,7 +134,7 @@ class Recorder:
             raise
         # the model that ran it (a swap may have happened while it waited), with its adapter
         row["model"] = self.engine.model_name + (f"+{adapter.name}" if adapter else "")
-        self.metrics.observe(completion)
+        self.metrics.observe(completion, client)
         self.store.log_request(
             {
                 **row,

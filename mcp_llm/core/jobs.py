@@ -74,8 +74,13 @@ class JobRunner:
         self._progress: dict[str, JobProgress] = {}
         self._cancelled: set[str] = set()
 
-    def submit(self, inputs: list[dict], sampling: SamplingOptions, client: str) -> str:
-        """Persist a job (all items pending) and start it; returns its id."""
+    def submit(
+        self, inputs: list[dict], sampling: SamplingOptions, client: str, principal: Principal | None = None
+    ) -> str:
+        """Persist a job (all items pending) and start it; returns its id. With `principal`, a job past one of its
+        quotas (tokens, open jobs, queued items) is refused first."""
+        if principal is not None and self.recorder.quotas is not None:
+            self.recorder.quotas.check_job(principal, len(inputs))
         job_id = uuid.uuid4().hex[:16]
         options = {"sampling": sampling.model_dump(), "client": client}
         self.store.create_job(job_id, "batch", options, inputs, owner=self.owner, lease_s=self.lease_s, client=client)

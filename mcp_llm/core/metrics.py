@@ -46,6 +46,9 @@ class Metrics:
         self.requests = Counter("mcp_llm_requests", "Requests finished, by status.", ["status"], registry=r)
         self.prompt_tokens = Counter("mcp_llm_prompt_tokens", "Prompt tokens processed.", registry=r)
         self.generation_tokens = Counter("mcp_llm_generation_tokens", "Tokens generated.", registry=r)
+        self.client_tokens = Counter(
+            "mcp_llm_client_tokens", "Tokens per client: kind prompt or output.", ["client", "kind"], registry=r
+        )
         self.histograms = {
             "queue_ms": Histogram(
                 "mcp_llm_request_queue_seconds", "Time waiting for the scheduler.", buckets=LATENCY_BUCKETS, registry=r
@@ -68,8 +71,11 @@ class Metrics:
         self.kv_cache = Gauge("mcp_llm_kv_cache_usage_ratio", "Fraction of KV-cache blocks in use.", registry=r)
         self.prefix_hit = Gauge("mcp_llm_prefix_cache_hit_ratio", "Prefix-cache hits / queries, lifetime.", registry=r)
 
-    def observe(self, completion: Completion) -> None:
-        """Record one finished request."""
+    def observe(self, completion: Completion, client: str | None = None) -> None:
+        """Record one finished request (and its tokens against `client`)."""
+        if client is not None:
+            self.client_tokens.labels(client=client, kind="prompt").inc(completion.usage.prompt_tokens)
+            self.client_tokens.labels(client=client, kind="output").inc(completion.usage.completion_tokens)
         t = completion.timing
         values = {"queue_ms": t.queue_ms, "ttft_ms": t.ttft_ms, "tpot_ms": t.tpot_ms, "e2e_ms": t.total_ms}
         for name, value in values.items():

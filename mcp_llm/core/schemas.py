@@ -188,3 +188,26 @@ class Variant(BaseModel):
         elif self.speculative == "off":
             fields["speculative_config"] = None
         return fields
+
+
+class UsageBucket(BaseModel):
+    """What one client used in one hour or day (UTC)."""
+
+    client: str
+    start: float = Field(description="Unix time the bucket starts.")
+    requests: int
+    errors: int
+    prompt_tokens: int
+    output_tokens: int
+
+
+class UsageReport(BaseModel):
+    """Usage over a period, per client and bucket, with totals and the quota state of each client shown."""
+
+    since: float = Field(description="Unix time the period starts.")
+    bucket: Literal["hour", "day"]
+    totals: dict[str, dict[str, int]] = Field(description="Per client: requests, errors, prompt and output tokens.")
+    buckets: list[UsageBucket]
+    quotas: dict[str, dict[str, dict]] = Field(
+        default_factory=dict, description="Per client: each set quota's used, limit and resets_at (unix time)."
+    )

@@ -17,6 +17,7 @@ from mcp_llm.core.inference import Recorder
 from mcp_llm.core.jobs import JobRunner
 from mcp_llm.core.limits import InflightLimiter
 from mcp_llm.core.metrics import Metrics
+from mcp_llm.core.quotas import Quotas
 from mcp_llm.core.store import Store, StoreError
 from mcp_llm.core.tenancy import cache_salt_for
 from mcp_llm.engine import reaper
@@ -42,6 +43,11 @@ class Services:
     jobs: JobRunner
     limiter: InflightLimiter
     embedder: Embedder | None = None  # the pooling engine behind `embed`, when `embedding_model` is set
+
+    @property
+    def quotas(self) -> Quotas:
+        assert self.recorder.quotas is not None  # open_services always gives the recorder its quotas
+        return self.recorder.quotas
 
 
 @dataclass
@@ -217,7 +223,8 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
     metrics = Metrics(window_s=settings.metrics_window_s)
     salt_for = cache_salt_for(settings)
     limiter = InflightLimiter(settings.max_inflight_total, settings.max_inflight_per_client)
-    recorder = Recorder(engine, metrics, store, settings.log_request_text, salt_for, limiter)
+    quotas = Quotas(settings, store)
+    recorder = Recorder(engine, metrics, store, settings.log_request_text, salt_for, limiter, quotas)
     jobs = JobRunner(store, recorder, settings.item_retry_s, settings.job_lease_s)
     services = Services(settings, engine, store, metrics, recorder, jobs, limiter, embedder)
     flusher = asyncio.create_task(_flush_every(store, settings.flush_interval_s))

@@ -39,6 +39,37 @@ ITEM_RESULT_COLUMNS = (
 request_item: ContextVar[int | None] = ContextVar("request_item", default=None)
 
 
+USAGE_COLUMNS = ("requests", "errors", "prompt_tokens", "output_tokens")
+USAGE_UPSERT = (
+    "insert into usage (client, minute, kind, requests, errors, prompt_tokens, output_tokens)"
+    " values (?, ?, ?, ?, ?, ?, ?) on conflict (client, minute, kind) do update set"
+    " requests = requests + excluded.requests, errors = errors + excluded.errors,"
+    " prompt_tokens = prompt_tokens + excluded.prompt_tokens, output_tokens = output_tokens + excluded.output_tokens"
+)
+
+
+def _usage_of(row: dict[str, Any]) -> dict[str, int]:
+    """One request-log row as usage: tokens count only what the engine did (a failed request's prompt too)."""
+    ok = row.get("status") == "ok"
+    return {
+        "requests": 1,
+        "errors": 0 if ok else 1,
+        "prompt_tokens": row.get("prompt_tokens") or 0,
+        "output_tokens": (row.get("completion_tokens") or 0) if ok else 0,
+    }
+
+
+def _usage_increments(rows: list[dict[str, Any]]) -> list[tuple]:
+    """The request-log rows summed per (client, minute, kind), as USAGE_UPSERT's parameters."""
+    sums: dict[tuple, dict[str, int]] = {}
+    for row in rows:
+        key = (row.get("client") or "unknown", int(row["at"] // 60), row.get("kind") or "unknown")
+        total = sums.setdefault(key, dict.fromkeys(USAGE_COLUMNS, 0))
+        for column, value in _usage_of(row).items():
+            total[column] += value
+    return [(*key, *(total[c] for c in USAGE_COLUMNS)) for key, total in sums.items()]
+
+
 class StoreError(RuntimeError):
     """The database file is damaged or not a database; it is never overwritten."""
 
@@ -226,6 +257,48 @@ class Store:
         args = [completed_except] if completed_except else None
         return list(self.db["requests"].rows_where(where, args, order_by="id desc", limit=limit))
 
+    # --- usage (fed by the request log) ---
+    def usage_since(self, client: str, since: float, kind: str | None = None) -> dict[str, int]:
+        """What `client` used from `since` (unix time, rounded down to its minute) on, written and buffered:
+        requests, errors, prompt_tokens, output_tokens (only of `kind`, if given)."""
+        minute = int(since // 60)
+        where = "client = ? and minute >= ?" + (" and kind = ?" if kind else "")
+        args = [client, minute] + ([kind] if kind else [])
+        row = self.db.execute(
+            "select count(*), coalesce(sum(requests), 0), coalesce(sum(errors), 0), coalesce(sum(prompt_tokens), 0),"
+            f" coalesce(sum(output_tokens), 0) from usage where {where}",
+            args,
+        ).fetchone()
+        total = dict(zip(USAGE_COLUMNS, row[1:], strict=True))
+        for pending in self._request_rows:
+            if pending["client"] == client and pending["at"] >= minute * 60 and kind in (None, pending["kind"]):
+                for column, value in _usage_of(pending).items():
+                    total[column] += value
+        return total
+
+    def usage_rows(self, since: float, client: str | None = None, bucket_s: int = 3600) -> list[dict]:
+        """Usage per client and `bucket_s` bucket (unix time of its start) from `since` on (after a flush)."""
+        self.flush()
+        bucket = max(bucket_s // 60, 1)
+        where = "minute >= ?" + (" and client = ?" if client is not None else "")
+        args: list[Any] = [int(since // 60)] + ([client] if client is not None else [])
+        sums = ", ".join(f"sum({c}) as {c}" for c in USAGE_COLUMNS)
+        rows = self.db.execute(
+            f"select client, (minute / {bucket}) * {bucket * 60} as start, {sums} from usage where {where}"
+            " group by client, start order by client, start",
+            args,
+        ).fetchall()
+        return [dict(zip(("client", "start", *USAGE_COLUMNS), row, strict=True)) for row in rows]
+
+    def open_work(self, client: str) -> dict[str, int]:
+        """The client's open jobs and their pending items."""
+        jobs, items = self.db.execute(
+            "select count(*), coalesce(sum(total - completed - failed), 0) from jobs"
+            " where client = ? and status in ('queued', 'running')",
+            [client],
+        ).fetchone()
+        return {"jobs": jobs, "items": items}
+
     # --- benchmarks ---
     def save_benchmark(self, row: dict[str, Any]) -> None:
         """Store one finished benchmark (request and rows as JSON, the chart as PNG bytes)."""
@@ -259,6 +332,7 @@ class Store:
                     self.db.conn.executemany(f"update items set {assignments} where job_id = ? and idx = ?", items)
                 if rows:
                     self.db["requests"].insert_all(rows)
+                    self.db.conn.executemany(USAGE_UPSERT, _usage_increments(rows))
                     self.db.execute(
                         "delete from requests where id <= (select max(id) from requests) - ?",
                         [self.request_log_max_rows],

@@ -22,7 +22,7 @@ from mcp_llm.server import arg_errors, auth, dashboard, http, prompts, resources
 from mcp_llm.server.stdio_guard import AnswerMalformed
 from mcp_llm.server.subscriptions import Notifications
 from mcp_llm.server.tasks import Tasks, declare_tasks, mark_task_tools
-from mcp_llm.server.tools import adapters, batch, bench, embed, flows, generate, models, tuning
+from mcp_llm.server.tools import adapters, batch, bench, embed, flows, generate, models, tuning, usage
 from mcp_llm.server.tools.common import strict_tool
 from mcp_llm.settings import Settings
 
@@ -60,7 +60,7 @@ async def _serve_engine(settings: Settings, runtime: Runtime, stop: asyncio.Even
 
 def all_tools() -> list[Tool]:
     """Every tool, with strict arguments."""
-    families = (generate, batch, flows, models, adapters, embed, bench, tuning)
+    families = (generate, batch, flows, models, adapters, embed, bench, tuning, usage)
     return [strict_tool(fn) for family in families for fn in family.TOOLS]
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
+from mcp_llm.core import accounting
 from mcp_llm.core.jobs import item_of, job_status_of, page_bounds
 from mcp_llm.core.registry.adapters import registry as adapter_registry
 from mcp_llm.core.registry.models import info, registry
@@ -118,6 +119,23 @@ async def job_results_page(runtime: Runtime, job_id: str, page: str) -> str:
     return json.dumps(body | {"next": following})
 
 
+async def my_usage(runtime: Runtime) -> str:
+    """The caller's usage over the last 24 hours by hour and the last 30 days by day, and its quotas."""
+    svc, caller = await ready(runtime), principal()
+    hours, days = accounting.report(svc, 24, "hour", caller), accounting.report(svc, 24 * 30, "day", caller)
+    body = {"client": caller.client, "role": caller.role, "quotas": hours.quotas.get(caller.client, {})}
+    body |= {"by_hour": hours.model_dump()["buckets"], "by_day": days.model_dump()["buckets"]}
+    return json.dumps(body | {"last_30_days": days.totals.get(caller.client, {})}, indent=2)
+
+
+async def clients_usage(runtime: Runtime) -> str:
+    """Every client's usage over the last 30 days by day (admins)."""
+    svc, caller = await ready(runtime), principal()
+    if not caller.admin:
+        raise ResourceError(f"usage://clients needs the admin role; client `{caller.client}` has {caller.role}.")
+    return accounting.report(svc, 24 * 30, "day").model_dump_json(indent=2)
+
+
 # Every resource: its handler and how it is listed (uri, name, title, description, mime type).
 RESOURCES: list[tuple[Handler, dict[str, Any]]] = [
     (
@@ -150,6 +168,27 @@ RESOURCES: list[tuple[Handler, dict[str, Any]]] = [
             description="Our mcp_llm_* series and the serving engine's own vllm:* series (labelled "
             'role="generator"; not the embedder\'s), in Prometheus text format.',
             mime_type="text/plain",
+        ),
+    ),
+    (
+        my_usage,
+        dict(
+            uri="usage://me",
+            name="my_usage",
+            title="Your usage and quotas",
+            description="Your requests, errors, prompt and output tokens by hour (24 h) and day (30 days), and each "
+            "quota set for you: used, limit, when it resets.",
+            mime_type="application/json",
+        ),
+    ),
+    (
+        clients_usage,
+        dict(
+            uri="usage://clients",
+            name="clients_usage",
+            title="Every client's usage (admins)",
+            description="Requests, errors, prompt and output tokens per client and day over 30 days.",
+            mime_type="application/json",
         ),
     ),
     (

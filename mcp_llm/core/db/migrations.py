@@ -93,10 +93,22 @@ def m005_owners(db: sqlite_utils.Database) -> None:
     db["jobs"].create_index(["client", "created_at"], if_not_exists=True)
 
 
+def m006_usage(db: sqlite_utils.Database) -> None:
+    """What each client used per minute and kind (requests, errors, tokens): quotas and usage://me read it; it
+    outlives the bounded request log, which feeds it."""
+    db["usage"].create(
+        {"client": str, "minute": int, "kind": str, "requests": int, "errors": int}
+        | {"prompt_tokens": int, "output_tokens": int},
+        pk=("client", "minute", "kind"),
+        if_not_exists=True,
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m001_tables,
     m002_job_leases,
     m003_request_items,
     m004_indexes,
     m005_owners,
+    m006_usage,
 ]

@@ -124,6 +124,8 @@ async def train_adapter(
     model_name, model_path = serving(svc)
     if not Path(model_path).is_dir():
         raise InputError(f"Training needs the serving model's weights on disk; {model_path} is not a local folder.")
+    caller = principal_of(ctx)
+    svc.quotas.check_training(caller)
     reg = registry(svc)
     target = reg.new_path(name)
 
@@ -142,7 +144,8 @@ async def train_adapter(
         "final_loss": made["loss_curve"][-1],
         "wall_seconds": round(time.monotonic() - started, 2),
     }
-    info = reg.register(name, target, (model_name, model_path), max_rank(svc), "trained", figures, client_name(ctx))
+    info = reg.register(name, target, (model_name, model_path), max_rank(svc), "trained", figures, caller.client)
+    svc.store.log_request({"client": caller.client, "kind": "train", "model": model_name, "status": "ok"})
     return TrainResult(
         adapter=info,
         loss_curve=made["loss_curve"],

@@ -25,7 +25,6 @@ from mcp_llm.schemas import (
 from mcp_llm.server.tools.common import (
     AdapterArg,
     batch_result,
-    client_name,
     current_task,
     flat_sampling_options,
     principal_of,
@@ -96,7 +95,8 @@ async def batch(
     await check_json_schema(sampling.json_schema)  # refused before the job is stored: nothing fetched, ever
     items = batch_inputs(prompts, messages, svc.settings.max_batch_items)
     with_adapters(items, svc, adapter, item_adapters, principal_of(ctx))
-    job_id = svc.jobs.submit(items, sampling, client_name(ctx))
+    caller = principal_of(ctx)
+    job_id = svc.jobs.submit(items, sampling, caller.client, caller)
     if (hooks := current_task.get()) is not None:
         hooks.on_job(job_id)
     if not wait:

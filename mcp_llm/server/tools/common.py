@@ -186,7 +186,9 @@ def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             return await wait_reporting(ctx, waited, what, interval_s)
 
         try:
-            access.check_tool(principal_of(ctx), fn.__name__, kwargs)  # the one role check of every tool
+            caller = principal_of(ctx)
+            access.check_tool(caller, fn.__name__, kwargs)  # the one role check of every tool
+            access.caller.set(caller)  # for the request path's quotas (this call's task and what it starts)
             if runtime.state is EngineState.STARTING:
                 await wait_reporting(ctx, runtime.wait_ready(), runtime.waiting_for, interval_s)
             else:
