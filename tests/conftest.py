@@ -123,6 +123,7 @@ async def wire_http(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[H
 
 
 SECURE_TOKENS = {"alice": "tok-alice-1", "bob": "tok-bob-2", "carol": "tok-carol-3"}
+SECURE_ADMIN = ("ops", "tok-ops-4")  # reads /health's details
 
 
 @pytest.fixture(scope="session")
@@ -132,6 +133,7 @@ async def secure_http(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
     from tests.support.servers import http_server
 
     tokens = ",".join(f"{client}:{token}" for client, token in SECURE_TOKENS.items())
+    tokens += f",{SECURE_ADMIN[0]}:{SECURE_ADMIN[1]}:admin"
     flags = ["--auth-tokens", tokens, "--max-inflight-per-client", "1", "--max-inflight-total", "2"]
     async with http_server(tmp_path_factory.mktemp("secure"), *flags, "--max-request-body-bytes", "65536") as s:
         yield s

@@ -105,7 +105,7 @@ class LocalEngine(Tokenizing):
         self._tokenizer = _tokenizer(llm)
         self._vllm_config = llm.vllm_config
         self._inflight: set[str] = set()
-        self._lora_ids: dict[tuple[str, str], int] = {}
+        self._lora_ids: dict[tuple[str, str, tuple[int, int]], int] = {}  # (name, folder, version) -> id
         self.state = EngineState.READY
         self.log_file: Path | None = None
 
@@ -221,7 +221,8 @@ class LocalEngine(Tokenizing):
         )
 
     def _lora_request(self, adapter: Adapter | None) -> Any:
-        """vLLM's LoRARequest for an adapter: one stable int id per (name, folder) for this engine's life."""
+        """vLLM's LoRARequest for an adapter: one stable int id per version of an adapter for this engine's life (a
+        name deleted and made again is a new version, whose weights vLLM loads afresh instead of serving the old)."""
         if adapter is None:
             return None
         if self._vllm_config.lora_config is None:
@@ -231,13 +232,14 @@ class LocalEngine(Tokenizing):
             )
         from vllm.lora.request import LoRARequest
 
-        lora_id = self._lora_ids.setdefault((adapter.name, adapter.path), len(self._lora_ids) + 1)
+        key = (adapter.name, adapter.path, _version(adapter.path))
+        lora_id = self._lora_ids.setdefault(key, len(self._lora_ids) + 1)
         return LoRARequest(adapter.name, lora_id, adapter.path)
 
     @property
     def adapters(self) -> list[str]:
         """Names of the adapters this engine has been given (it loads each on first use)."""
-        return sorted({name for name, _ in self._lora_ids})
+        return sorted({name for name, *_ in self._lora_ids})
 
     async def generate(
         self,
@@ -526,3 +528,12 @@ def _completion(output: Any) -> Completion:
             tokens_per_s=tokens_per_s(completion_tokens, total_ms),
         ),
     )
+
+
+def _version(path: str) -> tuple[int, int]:
+    """Which files an adapter folder holds now: its config's inode and modification time."""
+    try:
+        stat = os.stat(os.path.join(path, "adapter_config.json"))
+    except OSError:
+        return (0, 0)
+    return (stat.st_ino, stat.st_mtime_ns)

@@ -263,4 +263,5 @@ input,button{{font:inherit;padding:.4rem}}input{{width:100%;box-sizing:border-bo
 <p><button>Open the dashboard</button></p></form>
 <script>document.getElementById("f").addEventListener("submit",e=>{{e.preventDefault();
 document.cookie="{COOKIE}="+encodeURIComponent(document.getElementById("t").value)+
-"; path=/dashboard; SameSite=Strict";location.reload();}});</script></body></html>"""
+"; path=/dashboard; SameSite=Strict"+(location.protocol==="https:"?"; Secure":"");location.reload();}});
+</script></body></html>"""

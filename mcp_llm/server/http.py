@@ -9,11 +9,13 @@ from types import FrameType
 
 import uvicorn
 from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecurityMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mcp_llm.core.access import role_of_scopes
 from mcp_llm.core.services import Runtime
 from mcp_llm.engine.base import EngineState
 from mcp_llm.server import auth
@@ -22,24 +24,15 @@ from mcp_llm.settings import Settings
 
 def register(mcp: MCPServer, runtime: Runtime) -> None:
     @mcp.custom_route("/health", methods=["GET"])
-    async def health(_: Request) -> JSONResponse:
-        """200 with the engine state when it serves, 503 otherwise."""
-        state, detail = runtime.state, runtime.detail
-        body: dict = {}
-        if runtime.services is not None:
-            engine = runtime.services.engine
-            body = {
-                "model": engine.model_name,
-                "backend": engine.backend,
-                "running_requests": 0 if engine.restarting else engine.num_unfinished_requests(),
-                "restarts": engine.restarts,
-            }
-            if runtime.services.store.write_error:
-                body["database_error"] = runtime.services.store.write_error
-            if state is EngineState.READY and engine.state is not EngineState.READY:  # a remote vLLM gone away
-                state, detail = engine.state, engine.detail
-        body = {"status": state.value, **({"detail": detail} if detail else {}), **body}
-        return JSONResponse(body, status_code=200 if state is EngineState.READY else 503)
+    async def health(request: Request) -> JSONResponse:
+        """200 when the engine serves, 503 otherwise. With authentication on, only the state, unless an admin's
+        token asks (then the reason, model, load and database errors too, as without authentication)."""
+        body = health_of(runtime)
+        code = 200 if body["status"] == EngineState.READY.value else 503
+        user = request.scope.get("user")
+        if user is not None and not (user.is_authenticated and role_of_scopes(user.scopes) == "admin"):
+            body = {"status": body["status"]}
+        return JSONResponse(body, status_code=code)
 
     @mcp.custom_route("/metrics", methods=["GET"])
     async def metrics(request: Request) -> Response:
@@ -54,6 +47,25 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
         return Response(svc.metrics.exposition(svc.engine.stats()), media_type=CONTENT_TYPE_LATEST)
 
 
+def health_of(runtime: Runtime) -> dict:
+    """The engine state, why (while not serving), model, backend, load, restarts, a database write error."""
+    state, detail = runtime.state, runtime.detail
+    body: dict = {}
+    if runtime.services is not None:
+        engine = runtime.services.engine
+        body = {
+            "model": engine.model_name,
+            "backend": engine.backend,
+            "running_requests": 0 if engine.restarting else engine.num_unfinished_requests(),
+            "restarts": engine.restarts,
+        }
+        if runtime.services.store.write_error:
+            body["database_error"] = runtime.services.store.write_error
+        if state is EngineState.READY and engine.state is not EngineState.READY:  # a remote vLLM gone away
+            state, detail = engine.state, engine.detail
+    return {"status": state.value, **({"detail": detail} if detail else {}), **body}
+
+
 def _stderr_logging() -> dict:
     """uvicorn's logging config with its access log moved from stdout to stderr."""
     config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
@@ -61,16 +73,37 @@ def _stderr_logging() -> dict:
     return config
 
 
-def asgi_app(mcp: MCPServer, settings: Settings) -> Starlette:
-    """The ASGI app: `/mcp` (Streamable HTTP, behind the auth and Host/Origin guards), `/health`, `/metrics`,
-    `/dashboard`."""
-    return mcp.streamable_http_app(
+def asgi_app(mcp: MCPServer, settings: Settings) -> ASGIApp:
+    """The ASGI app: `/mcp` (Streamable HTTP), `/health`, `/metrics`, `/dashboard`, all behind the Host/Origin
+    guard (the SDK guards `/mcp`; `HostGuard` the others) and the bearer auth."""
+    security = auth.transport_security(settings)
+    app = mcp.streamable_http_app(
         host=settings.host,
-        transport_security=auth.transport_security(settings),
+        transport_security=security,
         max_request_body_size=settings.max_request_body_bytes,
         stateless_http=settings.stateless_http,
         json_response=settings.json_response,
     )
+    return HostGuard(app, TransportSecurityMiddleware(security), GUARDED_ROUTES)
+
+
+GUARDED_ROUTES = ("/health", "/metrics", "/dashboard")
+
+
+class HostGuard:
+    """The SDK's DNS-rebinding check (Host, and a browser's Origin) on our own routes too: a page on another site
+    cannot read `/metrics` or `/dashboard` through a rebound DNS name."""
+
+    def __init__(self, app: ASGIApp, guard: TransportSecurityMiddleware, paths: tuple[str, ...]) -> None:
+        self.app, self.guard, self.paths = app, guard, paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self.paths:
+            refusal = await self.guard.validate_request(Request(scope), is_post=False)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 async def serve(mcp: MCPServer, settings: Settings) -> None:

@@ -13,10 +13,11 @@ import functools
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,17 @@ def import_root() -> Path:
     return root
 
 
+SECRET_NAMES = re.compile(
+    r"TOKEN|SECRET|PASSW|API_?KEY|ACCESS_KEY|CREDENTIAL|PRIVATE|^MCP_LLM_(AUTH|OAUTH|REQUEST_STATE)"
+)
+
+
+def scrubbed(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment without anything secret-looking (tokens, keys, passwords, our auth settings): a worker
+    runs third-party training and quantization code, which needs none of them."""
+    return {name: value for name, value in environ.items() if not SECRET_NAMES.search(name.upper())}
+
+
 def default_worker_python() -> Path:
     """The worker venv's interpreter made by scripts/setup.sh (`.venv-worker` at the repo root)."""
     return REPO / ".venv-worker" / "bin" / "python"
@@ -67,7 +79,7 @@ async def run_worker(
             f"The worker interpreter {python} does not exist: run `make setup` in a checkout (it creates "
             ".venv-worker), or set --worker-python (MCP_LLM_WORKER_PYTHON) to a Python that has llm-compressor."
         )
-    env = {**os.environ, "PYTHONPATH": str(import_root()), "PYTHONUNBUFFERED": "1"}
+    env = {**scrubbed(os.environ), "PYTHONPATH": str(import_root()), "PYTHONUNBUFFERED": "1"}
     proc = await asyncio.create_subprocess_exec(
         str(python),
         "-m",

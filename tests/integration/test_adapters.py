@@ -123,6 +123,20 @@ async def test_import_and_delete(trained: dict, client: Client, services: Servic
     assert gone.is_error and "No adapter named 'zebra-again'" in gone.content[0].text
 
 
+async def test_a_name_deleted_and_made_again_serves_the_new_weights(
+    trained: dict, client: Client, services: Services
+) -> None:
+    """The engine loaded the first `swap-me` (zebra); the second, same name and folder, must not answer from it."""
+    zebra = await adapter_copy(services, trained["word-zebra"]["adapter"]["path"])
+    await call(client, "import_adapter", name="swap-me", path=str(zebra))
+    assert "ZEBRA" in await ask(client, "swap-me")
+    await call(client, "delete_adapter", name="swap-me")
+    pineapple = await adapter_copy(services, trained["word-pineapple"]["adapter"]["path"])
+    await call(client, "import_adapter", name="swap-me", path=str(pineapple))
+    assert "PINEAPPLE" in await ask(client, "swap-me")
+    await call(client, "delete_adapter", name="swap-me")
+
+
 @pytest.mark.parametrize(
     ("edit", "drop_weights", "expected"),
     [

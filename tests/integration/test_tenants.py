@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import httpx
 import mcp_types as types
 import pytest
 from mcp import Client
@@ -146,3 +147,30 @@ async def start_task_or_result(client: Client, tool: str, arguments: dict) -> ty
     params = types.CallToolRequestParams(name=tool, arguments=arguments, task=types.TaskMetadata(ttl=60_000))
     request = types.CallToolRequest(params=params)
     return await client.session.send_request(request, types.CallToolResult)
+
+
+async def test_health_tells_only_an_admin_more_than_the_state(url: str) -> None:
+    health = url.removesuffix("/mcp") + "/health"
+    async with httpx.AsyncClient(timeout=30) as http:
+        assert (await http.get(health)).json() == {"status": "ready"}
+        alice = await http.get(health, headers={"Authorization": "Bearer tok-alice"})
+        assert alice.json() == {"status": "ready"}
+        root = (await http.get(health, headers={"Authorization": "Bearer tok-root"})).json()
+        assert root["status"] == "ready" and "model" in root and "running_requests" in root
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"max_model_len": 10_000_000}, "longer than the model's context of 8192 tokens"),
+        ({"kv_cache_memory_bytes": 1 << 50}, "over 90 % of the cpu memory"),
+        ({"max_num_seqs": 100_000}, "max_num_seqs"),
+    ],
+)
+async def test_even_an_admin_cannot_wedge_the_engine_with_a_typo(
+    override: dict, expected: str, services: Services, client: Client
+) -> None:
+    serving = services.engine.model_name  # the local client (in memory, no token) is the admin
+    refused = await client.call_tool("load_model", {"name": serving, "confirm": True, **override})
+    assert expected in error_text(refused)
+    assert services.engine.model_name == serving and not services.engine.restarting

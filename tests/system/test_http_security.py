@@ -18,7 +18,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from tests.conftest import REPO, SECURE_TOKENS
+from tests.conftest import REPO, SECURE_ADMIN, SECURE_TOKENS
 from tests.support.net import free_port
 from tests.support.servers import HttpServer, start_fails
 
@@ -76,7 +76,11 @@ async def test_a_right_token_serves_tools_and_names_the_client(server: HttpServe
 
 
 async def test_health_is_open_and_metrics_need_a_token(server: HttpServer) -> None:
-    assert httpx.get(f"{server.base}/health", timeout=10).status_code == 200
+    assert httpx.get(f"{server.base}/health", timeout=10).json() == {"status": "ready"}  # the state, no more
+    user = {"Authorization": f"Bearer {TOKENS['alice']}"}
+    assert httpx.get(f"{server.base}/health", headers=user, timeout=10).json() == {"status": "ready"}
+    admin = {"Authorization": f"Bearer {SECURE_ADMIN[1]}"}
+    assert "model" in httpx.get(f"{server.base}/health", headers=admin, timeout=10).json()
     assert httpx.get(f"{server.base}/metrics", timeout=10).status_code == 401
     scrape = httpx.get(f"{server.base}/metrics", headers={"Authorization": f"Bearer {TOKENS['alice']}"}, timeout=10)
     assert scrape.status_code == 200 and "mcp_llm_" in scrape.text
@@ -88,6 +92,10 @@ async def test_foreign_host_and_origin_are_rejected(server: HttpServer) -> None:
     assert post(server, body, Host="evil.example", **auth).status_code == 421
     assert post(server, body, Origin="http://evil.example", **auth).status_code == 403
     assert post(server, body, Origin=f"http://localhost:{server.port}", **auth).status_code == 200
+    for route in ("/health", "/metrics", "/dashboard"):  # our own routes are guarded too
+        url = f"{server.base}{route}"
+        assert httpx.get(url, headers={"Host": "evil.example", **auth}, timeout=10).status_code == 421, route
+        assert httpx.get(url, headers={"Origin": "http://evil.example", **auth}, timeout=10).status_code == 403, route
 
 
 async def test_oversized_bodies_are_refused(server: HttpServer) -> None:
@@ -150,7 +158,8 @@ anyio.run(main)
 
 
 def running_requests(server: HttpServer) -> int:
-    return httpx.get(f"{server.base}/health", timeout=10).json()["running_requests"]
+    admin = {"Authorization": f"Bearer {SECURE_ADMIN[1]}"}
+    return httpx.get(f"{server.base}/health", headers=admin, timeout=10).json()["running_requests"]
 
 
 async def test_a_client_that_disconnects_mid_generation_frees_its_engine_slot(server: HttpServer) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import struct
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -143,3 +144,42 @@ def engine_args_for(svc: Services, row: dict, overrides: dict, enable_lora: bool
     elif enable_lora:
         args["enable_lora"] = True
     return args
+
+
+def check_overrides(model_path: str, overrides: dict, device: str | None) -> None:
+    """Refuse engine overrides that would wedge the engine however they are meant: a context longer than the model
+    was trained for, or a KV cache larger than the machine's memory (on the CPU) or the GPU's."""
+    context = overrides.get("max_model_len")
+    trained = _trained_context(model_path)
+    if context is not None and trained is not None and context > trained:
+        raise InputError(f"max_model_len {context} is longer than the model's context of {trained} tokens.")
+    kv_bytes = overrides.get("kv_cache_memory_bytes")
+    memory = _device_memory(device)
+    if kv_bytes is not None and memory is not None and kv_bytes > memory * 0.9:
+        raise InputError(
+            f"kv_cache_memory_bytes {kv_bytes} is over 90 % of the {device or 'cpu'} memory ({memory} bytes): the "
+            "engine could not start. Give a smaller KV cache."
+        )
+
+
+def _trained_context(model_path: str) -> int | None:
+    """The model's own context length (config.json's max_position_embeddings), None when unknown."""
+    try:
+        config = json.loads((Path(model_path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    value = config.get("max_position_embeddings")
+    return value if isinstance(value, int) else None
+
+
+def _device_memory(device: str | None) -> int | None:
+    """Total memory of the device the engine runs on: the machine's for the CPU, the GPU's (through torch, which
+    the in-process engine has imported) otherwise; None when unknown."""
+    if device in (None, "cpu"):
+        import psutil
+
+        return psutil.virtual_memory().total
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return None
+    return torch.cuda.mem_get_info()[1]

@@ -13,7 +13,14 @@ from pydantic import Field
 from mcp_llm.background import repeating
 from mcp_llm.core import quantize as quantizing
 from mcp_llm.core.quantize import SCHEMES
-from mcp_llm.core.registry.models import engine_args_for, info, register_serving, registry, serving
+from mcp_llm.core.registry.models import (
+    check_overrides,
+    engine_args_for,
+    info,
+    register_serving,
+    registry,
+    serving,
+)
 from mcp_llm.core.schemas import QuantizeReport
 from mcp_llm.core.services import Services
 from mcp_llm.engine.swap import EngineSpec
@@ -73,7 +80,7 @@ async def load_model(
     ctx: Context,
     name: NameArg,
     max_model_len: Annotated[int | None, Field(ge=16, description="Context length (default: the server's).")] = None,
-    max_num_seqs: Annotated[int | None, Field(ge=1, description="Most sequences at once.")] = None,
+    max_num_seqs: Annotated[int | None, Field(ge=1, le=1024, description="Most sequences at once.")] = None,
     kv_cache_memory_bytes: Annotated[int | None, Field(ge=1 << 20, description="KV cache size in bytes.")] = None,
     enable_prefix_caching: Annotated[bool | None, Field(description="Reuse KV cache across shared prefixes.")] = None,
     dtype: Annotated[
@@ -111,6 +118,7 @@ async def load_model(
         "enable_prefix_caching": enable_prefix_caching,
         "dtype": dtype,
     }
+    check_overrides(row["path"], overrides, svc.engine.config().device)  # even an admin's typo must not wedge it
     args = engine_args_for(svc, row, overrides, enable_lora)
     previous = svc.engine.model_name
     if not confirm and not await confirmed(ctx, swap_impact(svc, previous, name)):
