@@ -96,6 +96,9 @@ class EngineConfig(BaseModel):
     max_model_len: int | None = Field(None, description="Context length (None while starting: the model's own).")
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None
+    scheduling_policy: str | None = Field(
+        None, description="priority: interactive calls go ahead of bulk work in vLLM's scheduler; fcfs: in order."
+    )
     device: str | None = None
     kv_cache_tokens: int | None = None
     kv_cache_bytes: int | None = None

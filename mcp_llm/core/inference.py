@@ -70,6 +70,16 @@ async def parse_structured(
     return await anyio.to_thread.run_sync(_parse, completion, schema, validator)
 
 
+# vLLM's priority policy runs lower values first: interactive calls (an agent waits on each) ahead of bulk work.
+PRIORITY = {"interactive": 0, "bulk": 10}
+BULK_KINDS = frozenset({"batch", "benchmark", "summarize"})
+
+
+def priority_of(kind: str, asked: str | None = None) -> int:
+    """The scheduler priority of a request: what the call asked for, else by its kind."""
+    return PRIORITY[asked or ("bulk" if kind in BULK_KINDS else "interactive")]
+
+
 class Recorder:
     """The one path of every engine call: admits it (routing key, in-flight bounds), runs it on the engine and
     records it in the metrics and the request log."""
@@ -83,11 +93,13 @@ class Recorder:
         salt_for: Callable[[str], str | None] | None = None,
         limiter: InflightLimiter | None = None,
         quotas: Quotas | None = None,
+        prioritize: bool = True,
     ) -> None:
         self.engine, self.metrics, self.store, self.log_text = engine, metrics, store, log_text
         self.salt_for = salt_for or (lambda client: None)  # the client's prefix-cache tenant (tenancy.py)
         self.limiter = limiter or InflightLimiter(1 << 30, 1 << 30)
         self.quotas = quotas
+        self.prioritize = prioritize  # the engine schedules by priority (a non-zero one is an error under fcfs)
 
     @contextmanager
     def admitted(self, client: str, kind: str, job_id: str | None = None) -> Iterator[None]:
@@ -114,8 +126,10 @@ class Recorder:
         kind: str,
         job_id: str | None = None,
         adapter: Adapter | None = None,
+        priority: str | None = None,
     ) -> Completion:
-        """Generate, then record (errors too, cancellations as `cancelled`)."""
+        """Generate (scheduled by `priority`, "interactive" or "bulk", else by `kind`), then record (errors too,
+        cancellations as `cancelled`)."""
         row = {
             "client": client,
             "kind": kind,
@@ -126,7 +140,8 @@ class Recorder:
         try:
             with self.admitted(client, kind, job_id):
                 salt = self.salt_for(client)
-                completion = await self.engine.generate(token_ids, sampling, uuid.uuid4().hex, adapter, salt)
+                order = priority_of(kind, priority) if self.prioritize else 0
+                completion = await self.engine.generate(token_ids, sampling, uuid.uuid4().hex, adapter, salt, order)
         except BaseException as exc:
             status = "error" if isinstance(exc, Exception) else "cancelled"
             self.metrics.observe_error(status)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from jsonschema.protocols import Validator
 
 from mcp_llm.core.access import Principal, not_found
+from mcp_llm.core.fairness import FairGate
 from mcp_llm.core.inference import Recorder, parse_structured, prompt_token_ids, structured_validator
 from mcp_llm.core.store import JOB_OPEN, Store, request_item
 from mcp_llm.engine.base import Adapter, routing_key
@@ -67,8 +68,16 @@ def _duration(seconds: float) -> str:
 class JobRunner:
     """Owns the running job tasks; the store holds everything that must outlive them."""
 
-    def __init__(self, store: Store, recorder: Recorder, retry_s: float = 300.0, lease_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        recorder: Recorder,
+        retry_s: float = 300.0,
+        lease_s: float = 30.0,
+        gate: FairGate | None = None,
+    ) -> None:
         self.store, self.recorder, self.retry_s, self.lease_s = store, recorder, retry_s, lease_s
+        self.gate = gate or FairGate(1 << 30)  # the window every job's items enter the engine through
         self.owner = uuid.uuid4().hex[:12]  # this server, as the holder of job leases in a shared database
         self._tasks: dict[str, asyncio.Task] = {}
         self._progress: dict[str, JobProgress] = {}
@@ -129,9 +138,11 @@ class JobRunner:
                 validator = await structured_validator(sampling.json_schema)
             except InputError as exc:
                 refused = exc
-            await asyncio.gather(
-                *(self._item(job_id, i, x, sampling, client, progress, validator, refused) for i, x in items)
-            )
+            async with asyncio.TaskGroup() as group:  # an item task exists only while it holds a window slot
+                for i, x in items:
+                    await self.gate.acquire(client)
+                    item = self._item(job_id, i, x, sampling, client, progress, validator, refused)
+                    group.create_task(self._released(item))
             await self._settle(job_id, "completed")
         except asyncio.CancelledError:
             if job_id in self._cancelled:  # cancel_job; otherwise a shutdown, and the job resumes at next start
@@ -155,6 +166,13 @@ class JobRunner:
                 wait = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
                 log.warning("job %s: cannot record %s yet (%s); retrying in %.1f s", job_id, status, exc, wait)
                 await asyncio.sleep(wait)
+
+    async def _released(self, item: Awaitable[None]) -> None:
+        """Run one item, then pass its window slot on."""
+        try:
+            await item
+        finally:
+            self.gate.release()
 
     async def _item(
         self,

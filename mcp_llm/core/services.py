@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mcp_llm import default_model, embedding_model
 from mcp_llm.background import repeating
+from mcp_llm.core.fairness import FairGate
 from mcp_llm.core.inference import Recorder
 from mcp_llm.core.jobs import JobRunner
 from mcp_llm.core.limits import InflightLimiter
@@ -100,13 +101,11 @@ def configured(settings: Settings, state: EngineState, detail: str = "") -> Engi
     """The configuration asked for, before the engine can say what it chose: vLLM's own figures (KV cache, device,
     version) stay None until it serves."""
     if settings.backend == "openai":
-        name = settings.served_model_name or "remote"
-        model_path = settings.base_url or ""
+        name, model_path = settings.served_model_name or "remote", settings.base_url or ""
     elif settings.model:
-        name, model_path = settings.served_model_name or Path(settings.model).name or settings.model, settings.model
+        name, model_path = served_name(settings), settings.model
     else:
-        name = settings.served_model_name or default_model.MODEL_NAME
-        model_path = str(default_model.model_dir(settings.model_store))
+        name, model_path = served_name(settings), str(default_model.model_dir(settings.model_store))
     return EngineConfig(
         model=name,
         model_path=model_path,
@@ -116,6 +115,7 @@ def configured(settings: Settings, state: EngineState, detail: str = "") -> Engi
         max_model_len=settings.max_model_len,
         max_num_seqs=settings.max_num_seqs,
         max_num_batched_tokens=settings.max_num_batched_tokens,
+        scheduling_policy=settings.scheduling_policy,
         enable_prefix_caching=settings.enable_prefix_caching,
         enforce_eager=settings.enforce_eager,
         tensor_parallel_size=settings.tensor_parallel_size,
@@ -126,13 +126,19 @@ def configured(settings: Settings, state: EngineState, detail: str = "") -> Engi
     )
 
 
+def served_name(settings: Settings) -> str:
+    """The name the in-process engine serves its model under: `served_model_name`, else the model folder's name
+    (or hub id), else the bundled default's."""
+    if settings.served_model_name:
+        return settings.served_model_name
+    return (Path(settings.model).name or settings.model) if settings.model else default_model.MODEL_NAME
+
+
 def resolve_model(settings: Settings) -> tuple[str, str]:
     """(served name, path or hub id) of the model to serve; prepares the default model when none is set."""
     if settings.model:
-        name = settings.served_model_name or Path(settings.model).name or settings.model
-        return name, settings.model
-    path = default_model.ensure_prepared(settings.model_store)
-    return settings.served_model_name or default_model.MODEL_NAME, str(path)
+        return served_name(settings), settings.model
+    return served_name(settings), str(default_model.ensure_prepared(settings.model_store))
 
 
 def engine_starter(settings: Settings, phase: Phase | None = None) -> Starter:
@@ -224,8 +230,10 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
     salt_for = cache_salt_for(settings)
     limiter = InflightLimiter(settings.max_inflight_total, settings.max_inflight_per_client)
     quotas = Quotas(settings, store)
-    recorder = Recorder(engine, metrics, store, settings.log_request_text, salt_for, limiter, quotas)
-    jobs = JobRunner(store, recorder, settings.item_retry_s, settings.job_lease_s)
+    prioritize = settings.scheduling_policy == "priority"
+    recorder = Recorder(engine, metrics, store, settings.log_request_text, salt_for, limiter, quotas, prioritize)
+    window = settings.job_window or 2 * (engine.config().max_num_seqs or 256)  # keeps the engine's batch full
+    jobs = JobRunner(store, recorder, settings.item_retry_s, settings.job_lease_s, FairGate(window))
     services = Services(settings, engine, store, metrics, recorder, jobs, limiter, embedder)
     flusher = asyncio.create_task(_flush_every(store, settings.flush_interval_s))
     jobs.resume(take_all=settings.backend == "local")  # local: this server alone owns the data dir

@@ -103,9 +103,11 @@ class EngineBackend(Protocol):
         request_id: str,
         adapter: Adapter | None = None,
         cache_salt: str | None = None,
+        priority: int = 0,
     ) -> Completion:
         """Run one request to completion (with a LoRA adapter if given; its prefix-cache entries salted with
-        `cache_salt`, so only requests with the same salt share them); cancelling the caller aborts it."""
+        `cache_salt`, so only requests with the same salt share them; scheduled by `priority`, lower first, under
+        vLLM's priority policy); cancelling the caller aborts it."""
         ...
 
     async def prompt_logprobs(self, token_ids: list[int], request_id: str) -> list[float]:

@@ -182,6 +182,7 @@ class LocalEngine(Tokenizing):
             max_model_len=vc.model_config.max_model_len,
             max_num_seqs=vc.scheduler_config.max_num_seqs,
             max_num_batched_tokens=vc.scheduler_config.max_num_batched_tokens,
+            scheduling_policy=str(vc.scheduler_config.policy),
             device=str(vc.device_config.device_type),
             kv_cache_tokens=blocks * cache.block_size if blocks else None,
             kv_cache_bytes=cache.kv_cache_memory_bytes,
@@ -248,6 +249,7 @@ class LocalEngine(Tokenizing):
         request_id: str,
         adapter: Adapter | None = None,
         cache_salt: str | None = None,
+        priority: int = 0,
     ) -> Completion:
         from vllm.exceptions import VLLMValidationError
         from vllm.v1.engine.exceptions import EngineDeadError
@@ -263,7 +265,8 @@ class LocalEngine(Tokenizing):
         self._inflight.add(request_id)
         try:
             prompt = {"prompt_token_ids": token_ids} | ({"cache_salt": cache_salt} if cache_salt else {})
-            async for output in self._llm.generate(prompt, params, request_id, lora_request=lora):
+            stream = self._llm.generate(prompt, params, request_id, lora_request=lora, priority=priority)
+            async for output in stream:
                 final = output
         except VLLMValidationError as exc:
             raise InputError(f"The engine rejected the request: {exc}") from exc

@@ -101,6 +101,7 @@ class RemoteEngine(Tokenizing):
             block_size=int(block_size) if block_size else None,
             kv_cache_tokens=int(blocks) * int(block_size) if blocks and block_size and blocks != "None" else None,
             enable_prefix_caching=labels.get("enable_prefix_caching") == "True",
+            scheduling_policy=self._settings.scheduling_policy,
             lora=bool(self.adapter_names),
             adapters=self.adapter_names,
             backend=self.backend,
@@ -149,10 +150,12 @@ class RemoteEngine(Tokenizing):
         request_id: str,
         adapter: Adapter | None = None,
         cache_salt: str | None = None,
+        priority: int = 0,
     ) -> Completion:
         if self.state is not EngineState.READY:
             raise RemoteUnavailable(f"The vLLM server at {self.base_url} is unreachable ({self.detail}); retry later.")
         body = self._body(token_ids, options, request_id, adapter) | ({"cache_salt": cache_salt} if cache_salt else {})
+        body |= {"priority": priority} if priority else {}  # vLLM's server takes it under --scheduling-policy priority
         header = {self._settings.remote_session_header: routing_key.get() or request_id}
         task = asyncio.current_task()
         assert task is not None

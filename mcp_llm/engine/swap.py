@@ -142,9 +142,10 @@ class SwappableEngine:
         request_id: str,
         adapter: Adapter | None = None,
         cache_salt: str | None = None,
+        priority: int = 0,
     ) -> Completion:
         engine = await self._admit()
-        completion = await engine.generate(token_ids, options, request_id, adapter, cache_salt)
+        completion = await engine.generate(token_ids, options, request_id, adapter, cache_salt, priority)
         if completion.finish_reason == "abort" and engine.state is not EngineState.READY:
             raise SwapAborted(
                 "This request was aborted: the server swapped models and it was still running after "

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from mcp_llm.background import repeating
+from mcp_llm.core import accounting
 from mcp_llm.core.access import Principal
 from mcp_llm.core.jobs import job_status_of
 from mcp_llm.core.registry import adapters, models
@@ -131,7 +132,21 @@ def collect(svc: Services, caller: Principal) -> DashboardData:
         models=model_list,
         adapters=adapter_list,
         lora_enabled=config.lora,
+        usage=_usage_entries(svc) if caller.admin else None,
     )
+
+
+def _usage_entries(svc: Services) -> list[Entry]:
+    """Each client's last 24 hours, as the admin's usage panel lists it."""
+    totals = accounting.report(svc, 24, "day").totals
+    return [
+        Entry(
+            name=client,
+            detail=f"{t['requests']} requests ({t['errors']} errors), {t['prompt_tokens']} tokens in, "
+            f"{t['output_tokens']} out",
+        )
+        for client, t in sorted(totals.items(), key=lambda item: -item[1]["output_tokens"])
+    ]
 
 
 def _model_entry(model: Any) -> Entry:
@@ -186,6 +201,8 @@ def summary(data: DashboardData) -> str:
     lines.append("Models: " + ", ".join(f"{e.name}{' (serving)' if e.serving else ''}" for e in data.models))
     adapters = ", ".join(f"{e.name} ({e.detail})" for e in data.adapters) or "none"
     lines.append(f"Adapters: {adapters}" + ("" if data.lora_enabled else " (LoRA off)"))
+    if data.usage is not None:
+        lines.append("Usage, last 24 h: " + ("; ".join(f"{e.name}: {e.detail}" for e in data.usage) or "none"))
     lines.append("The live page: an MCP Apps host shows it with this tool; over HTTP it is GET /dashboard.")
     return "\n".join(lines)
 

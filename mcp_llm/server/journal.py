@@ -194,14 +194,15 @@ def _text_of(result: Any) -> str:
 
 
 async def complete_text(
-    services: Services, ctx: Context, chat: list[ChatMessage] | str, options: SamplingOptions
+    services: Services, ctx: Context, chat: list[ChatMessage] | str, options: SamplingOptions, kind: str = "flow"
 ) -> str:
-    """One request to our engine (chat or raw text), recorded like any other; returns the text."""
+    """One request to our engine (chat or raw text), recorded like any other (`summarize` chunks as bulk work, a
+    flow's steps as interactive); returns the text."""
     if options.json_schema is not None:  # today only the server's own ACTION_SCHEMA; guarded all the same
         await check_client_schema_async(options.json_schema)
     prompt, messages = (chat, None) if isinstance(chat, str) else (None, chat)
     token_ids = prompt_token_ids(services.engine, prompt, messages)
-    completion = await services.recorder.complete(token_ids, options, client=client_name(ctx), kind="flow")
+    completion = await services.recorder.complete(token_ids, options, client=client_name(ctx), kind=kind)
     return completion.text
 
 

@@ -143,3 +143,4 @@ class DashboardData(BaseModel):
     models: list[Entry]
     adapters: list[Entry]
     lora_enabled: bool
+    usage: list[Entry] | None = Field(None, description="Admins: each client's usage over the last 24 hours.")

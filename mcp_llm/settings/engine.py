@@ -32,6 +32,7 @@ ENGINE_FIELDS = (
     "max_model_len",
     "max_num_seqs",
     "max_num_batched_tokens",
+    "scheduling_policy",
     "gpu_memory_utilization",
     *PARALLEL_FIELDS,
     "enable_prefix_caching",
@@ -60,6 +61,11 @@ class EngineSettings(BaseModel):
     max_model_len: int | None = Field(2048, ge=16, description="Context length in tokens (None = the model's).")
     max_num_seqs: int | None = Field(None, ge=1, description="Most sequences the engine runs at once.")
     max_num_batched_tokens: int | None = Field(None, ge=16)
+    scheduling_policy: Literal["priority", "fcfs"] = Field(
+        "priority",
+        description="vLLM's scheduler order: `priority` puts interactive calls ahead of bulk work (batch items, "
+        "benchmarks); `fcfs` first come first served. With --backend openai: the remote server's policy.",
+    )
     gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
     tensor_parallel_size: int | None = Field(None, ge=1, description="GPUs one model replica is split over.")
     pipeline_parallel_size: int | None = Field(None, ge=1, description="Pipeline stages (GPUs or nodes in a row).")

@@ -18,4 +18,10 @@ class JobSettings(BaseModel):
         0.5, gt=0, description="How often a long tool reports progress, also when nothing finished (keep-alive)."
     )
     task_poll_interval_ms: int = Field(1000, ge=100, description="Polling interval suggested to clients of tasks.")
+    job_window: int | None = Field(
+        None,
+        ge=1,
+        description="Batch items in the engine at once across all jobs, handed round-robin across clients "
+        "(default: twice the engine's max_num_seqs).",
+    )
     flush_interval_s: float = Field(0.2, gt=0, description="How often buffered results are written to SQLite.")

@@ -174,3 +174,18 @@ async def test_even_an_admin_cannot_wedge_the_engine_with_a_typo(
     refused = await client.call_tool("load_model", {"name": serving, "confirm": True, **override})
     assert expected in error_text(refused)
     assert services.engine.model_name == serving and not services.engine.restarting
+
+
+async def test_the_dashboard_shows_a_user_its_own_jobs_and_an_admin_everyones_with_usage(url: str) -> None:
+    alices = await job_of(url, "tok-alice", SHORT | {"wait": True})  # finished: its usage is counted
+    async with client_as(url, "tok-bob") as bob:
+        data = (await bob.call_tool("dashboard_data", {})).structured_content
+        assert alices not in [j["job_id"] for j in data["jobs"]] and data["usage"] is None
+    async with client_as(url, "tok-root") as root:
+        data = (await root.call_tool("dashboard_data", {})).structured_content
+        assert {"job_id": alices, "client": "alice"}.items() <= next(
+            j for j in data["jobs"] if j["job_id"] == alices
+        ).items()
+        assert "alice" in [entry["name"] for entry in data["usage"]]
+        text = (await root.call_tool("dashboard", {})).content[0].text
+        assert "Usage, last 24 h: " in text and f"{alices} " in text and "by alice" in text

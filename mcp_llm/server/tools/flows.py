@@ -197,7 +197,7 @@ async def summarize_large(
         async def summarize(i: int, chunk: str) -> str:
             ask = f"{instruction}\n\nThis is part {i + 1} of {len(chunks)} of a longer text:\n\n{chunk}"
             async with fan_out:
-                return await complete_text(svc, ctx, [ChatMessage(role="user", content=ask)], options)
+                return await complete_text(svc, ctx, [ChatMessage(role="user", content=ask)], options, "summarize")
 
         partials = await journal.act(lambda: asyncio.gather(*(summarize(i, c) for i, c in enumerate(chunks))))
         await ctx.report_progress(len(chunks), len(chunks) + 1, f"{len(chunks)} chunks summarized; combining")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context
 from pydantic import Field
@@ -34,6 +34,10 @@ async def generate(
     prompt: PromptArg = None,
     messages: MessagesArg = None,
     adapter: AdapterArg = None,
+    priority: Annotated[
+        Literal["interactive", "bulk"] | None,
+        Field(description="Scheduling: interactive (default) goes ahead of bulk work; bulk yields to others' calls."),
+    ] = None,
 ) -> GenerateResult:
     """Generate text with the served model.
 
@@ -48,7 +52,9 @@ async def generate(
     token_ids = prompt_token_ids(svc.engine, prompt, messages)
     lora = adapters.resolve_adapter(svc, adapter, principal_of(ctx))
     client = client_name(ctx)
-    completion = await svc.recorder.complete(token_ids, sampling, client=client, kind="generate", adapter=lora)
+    completion = await svc.recorder.complete(
+        token_ids, sampling, client=client, kind="generate", adapter=lora, priority=priority
+    )
     parsed = await parse_structured(completion, sampling.json_schema, validator)
     return GenerateResult(**completion.model_dump(), model=svc.engine.model_name, parsed=parsed)
 

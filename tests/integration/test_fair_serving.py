@@ -1,0 +1,95 @@
+"""Fair serving on the real engine: an interactive call sent behind 200 queued bulk items finishes ahead of them
+(vLLM's priority scheduler), where the same call sent as bulk waits its turn; a job's items enter the engine through
+the window, never more at once; the window goes round-robin across clients, so a client with one job is not starved
+by a client with three, and two equal jobs started together finish together."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+from mcp import Client
+
+from mcp_llm.core.fairness import FairGate
+from mcp_llm.core.services import Services
+from mcp_llm.schemas import SamplingOptions
+
+pytestmark = pytest.mark.anyio
+
+BULK = {"prompts": ["Write a long story:"] * 200, "max_tokens": 24, "ignore_eos": True, "wait": False}
+SHORT = {"prompt": "Hello", "max_tokens": 8, "ignore_eos": True, "temperature": 0}
+
+
+def done_items(services: Services, job_id: str) -> int:
+    services.store.flush()
+    return services.store.item_counts(job_id).get("done", 0)
+
+
+async def items_done_when_a_call_returns(client: Client, services: Services, priority: str) -> int:
+    job = (await client.call_tool("batch", BULK)).structured_content["job"]["job_id"]
+    await asyncio.sleep(0.5)  # the bulk items are queued in the engine first
+    result = await client.call_tool("generate", SHORT | {"priority": priority})
+    assert not result.is_error, result.content
+    done = done_items(services, job)
+    await client.call_tool("cancel_job", {"job_id": job})
+    return done
+
+
+async def test_an_interactive_call_goes_ahead_of_queued_bulk_items(client: Client, services: Services) -> None:
+    assert services.engine.config().scheduling_policy == "priority"
+    interactive = await items_done_when_a_call_returns(client, services, "interactive")
+    as_bulk = await items_done_when_a_call_returns(client, services, "bulk")
+    assert interactive < as_bulk and interactive < 100, (interactive, as_bulk)
+
+
+@pytest.fixture
+def window(services: Services) -> Iterator[FairGate]:
+    """A window of 4 slots for this test's jobs (the server's is twice max_num_seqs)."""
+    before = services.jobs.gate
+    services.jobs.gate = FairGate(4)
+    try:
+        yield services.jobs.gate
+    finally:
+        services.jobs.gate = before
+
+
+def submit(services: Services, client: str, items: int) -> str:
+    inputs = [{"prompt": f"Count to {i}:"} for i in range(items)]
+    return services.jobs.submit(inputs, SamplingOptions(max_tokens=12, ignore_eos=True, temperature=0), client)
+
+
+async def finished_at(services: Services, job_ids: list[str]) -> tuple[dict[str, float], dict[str, dict[str, int]]]:
+    """When each job ended (monotonic) and how many items each job had done then, watching the engine's running
+    requests meanwhile."""
+    ends: dict[str, float] = {}
+    done_then: dict[str, dict[str, int]] = {}
+    while len(ends) < len(job_ids):
+        for job_id in job_ids:
+            if job_id not in ends and services.jobs.progress(job_id).finished.is_set():
+                ends[job_id] = time.monotonic()
+                done_then[job_id] = {j: services.jobs.progress(j).completed for j in job_ids}
+        assert services.engine.num_unfinished_requests() <= 4  # the window holds in the engine too
+        await asyncio.sleep(0.01)
+    return ends, done_then
+
+
+async def test_the_window_holds_and_a_client_with_three_jobs_does_not_starve_one_with_one(
+    services: Services, window: FairGate
+) -> None:
+    many = [submit(services, "carol", 12) for _ in range(3)]  # carol asks first, three times
+    one = submit(services, "dave", 12)
+    ends, done_then = await finished_at(services, [*many, one])
+    assert window.peak == 4 and window.used == 0
+    assert ends[one] < max(ends[j] for j in many), "dave's one job ends before carol's three"
+    # one for one while both wait: carol has about dave's 12 done (plus what was in the window), not all 36
+    assert sum(done_then[one][j] for j in many) <= 12 + 4, done_then[one]
+
+
+async def test_two_equal_jobs_started_together_end_together(services: Services, window: FairGate) -> None:
+    started = time.monotonic()
+    first, second = submit(services, "erin", 16), submit(services, "frank", 16)
+    ends, _ = await finished_at(services, [first, second])
+    spans = sorted(end - started for end in ends.values())
+    assert spans[0] >= 0.8 * spans[1], spans  # within 20 % of each other

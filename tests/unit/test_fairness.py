@@ -1,0 +1,78 @@
+"""The fair window (core/fairness): never more than `capacity` slots held; freed slots go round-robin across clients,
+so a client with three waiting jobs gets no more turns than a client with one; a cancelled waiter gives up its place
+(and a slot granted as it was cancelled passes on)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mcp_llm.core.fairness import FairGate
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_turns_alternate_between_clients_whatever_their_number_of_waiters() -> None:
+    gate, order = FairGate(1), []
+    await gate.acquire("holder")
+
+    async def item() -> None:
+        await asyncio.sleep(0.001)
+        gate.release()
+
+    async def job(client: str, n: int) -> None:  # as the job runner does: the next item waits while one runs
+        items = []
+        for _ in range(n):
+            await gate.acquire(client)
+            order.append(client)
+            items.append(asyncio.create_task(item()))
+        await asyncio.gather(*items)
+
+    # carol runs three jobs, dave one: each job asks for 4 slots, one at a time
+    tasks = [asyncio.create_task(job("carol", 4)) for _ in range(3)] + [asyncio.create_task(job("dave", 4))]
+    await asyncio.sleep(0.01)
+    gate.release()
+    await asyncio.gather(*tasks)
+    first = order[:8]
+    assert first.count("dave") == 4 and first.count("carol") == 4, order  # one for one while both wait
+    assert gate.used == 0 and gate.peak == 1
+
+
+async def test_the_window_holds_and_slots_return_when_nobody_waits() -> None:
+    gate, held, most = FairGate(3), 0, 0
+
+    async def item() -> None:
+        nonlocal held, most
+        async with gate.slot("c"):
+            held += 1
+            most = max(most, held)
+            await asyncio.sleep(0.001)
+            held -= 1
+
+    await asyncio.gather(*(item() for _ in range(50)))
+    assert most == 3 and gate.peak == 3 and gate.used == 0 and gate.waiting == 0
+
+
+async def test_a_cancelled_waiter_leaves_the_queue_and_a_granted_one_passes_its_slot_on() -> None:
+    gate = FairGate(1)
+    await gate.acquire("a")
+    waiter = asyncio.create_task(gate.acquire("b"))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert gate.waiting == 0
+    gate.release()
+    assert gate.used == 0
+
+    await gate.acquire("a")
+    granted = asyncio.create_task(gate.acquire("b"))
+    nxt = asyncio.create_task(gate.acquire("c"))
+    await asyncio.sleep(0)
+    gate.release()  # b is granted the slot ...
+    granted.cancel()  # ... and cancelled before it ran: c gets it
+    with pytest.raises(asyncio.CancelledError):
+        await granted
+    await asyncio.wait_for(nxt, 1)
+    assert gate.used == 1
