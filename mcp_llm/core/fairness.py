@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 
 class FairGate:
@@ -24,20 +24,34 @@ class FairGate:
     def waiting(self) -> int:
         return sum(len(queue) for queue in self._waiting.values())
 
-    async def acquire(self, client: str) -> None:
-        """Wait for a slot in `client`'s turn."""
+    def request(self, client: str) -> asyncio.Future[None]:
+        """Ask for a slot in `client`'s turn without waiting: the future is done once the slot is granted. A job
+        keeps a few requests queued ahead, so a burst of releases (a whole engine batch ending in one step) still
+        goes round-robin instead of to whichever client happens to be queued at that instant."""
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.used < self.capacity and not self._waiting:
             self._take()
-            return
-        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(client, deque()).append(granted)
-        try:
-            await granted
-        except asyncio.CancelledError:
+            granted.set_result(None)
+        else:
+            self._waiting.setdefault(client, deque()).append(granted)
+        return granted
+
+    def withdraw(self, client: str, requests: Iterable[asyncio.Future[None]]) -> None:
+        """Give back requests not used: a granted slot passes on, a waiting one leaves the queue."""
+        for granted in requests:
             if granted.done() and not granted.cancelled():
-                self.release()  # granted just as it was cancelled: pass the slot on
+                self.release()
             else:
+                granted.cancel()
                 self._forget(client, granted)
+
+    async def acquire(self, client: str) -> None:
+        """Wait for a slot in `client`'s turn."""
+        granted = self.request(client)
+        try:
+            await asyncio.shield(granted)
+        except asyncio.CancelledError:
+            self.withdraw(client, [granted])
             raise
 
     def release(self) -> None:

@@ -15,7 +15,8 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -58,6 +59,9 @@ class JobProgress:
         return (
             f"{self.done}/{self.total} items, {self.failed} failed, {rate:.0f} tok/s, {_duration(elapsed)} so far{eta}"
         )
+
+
+WINDOW_AHEAD = 8  # window slots a job keeps asked for ahead of its next item
 
 
 def _duration(seconds: float) -> str:
@@ -138,9 +142,9 @@ class JobRunner:
                 validator = await structured_validator(sampling.json_schema)
             except InputError as exc:
                 refused = exc
-            async with asyncio.TaskGroup() as group:  # an item task exists only while it holds a window slot
-                for i, x in items:
-                    await self.gate.acquire(client)
+            admitted = contextlib.aclosing(self._admitted(items, client))
+            async with asyncio.TaskGroup() as group, admitted as granted:  # item tasks exist only with a slot
+                async for i, x in granted:
                     item = self._item(job_id, i, x, sampling, client, progress, validator, refused)
                     group.create_task(self._released(item))
             await self._settle(job_id, "completed")
@@ -166,6 +170,19 @@ class JobRunner:
                 wait = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
                 log.warning("job %s: cannot record %s yet (%s); retrying in %.1f s", job_id, status, exc, wait)
                 await asyncio.sleep(wait)
+
+    async def _admitted(self, items: list[tuple[int, dict]], client: str) -> AsyncIterator[tuple[int, dict]]:
+        """The items, each once the fair window grants it a slot (a few requests kept queued ahead)."""
+        ahead: deque[asyncio.Future[None]] = deque()
+        try:
+            for n, item in enumerate(items):
+                while len(ahead) < WINDOW_AHEAD and n + len(ahead) < len(items):
+                    ahead.append(self.gate.request(client))
+                await asyncio.shield(ahead[0])
+                ahead.popleft()
+                yield item
+        finally:
+            self.gate.withdraw(client, ahead)
 
     async def _released(self, item: Awaitable[None]) -> None:
         """Run one item, then pass its window slot on."""
