@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import anyio.to_thread
 import jsonschema
@@ -24,18 +25,41 @@ from mcp_llm.engine.base import Adapter, EngineBackend, routing_key
 from mcp_llm.errors import InputError
 from mcp_llm.schemas import ChatMessage, Completion, SamplingOptions
 
+OFF_LOOP_CHARS = 50_000  # inputs longer than this are tokenized in a worker thread (the event loop keeps serving)
 
-def prompt_token_ids(engine: EngineBackend, prompt: str | None, messages: list[ChatMessage] | None) -> list[int]:
-    """Token ids for exactly one of a raw prompt or a chat; says what to fix otherwise."""
+
+def check_size(chars: int, limit: int | None, what: str) -> None:
+    """InputError when an input of `chars` characters is over `limit` (setting max_input_chars)."""
+    if limit is not None and chars > limit:
+        raise InputError(
+            f"{what} has {chars:,} characters, over the limit of {limit:,} (setting max_input_chars): send less, or "
+            "split it (summarize_large reads long inputs chunk by chunk)."
+        )
+
+
+async def prompt_token_ids(
+    engine: EngineBackend, prompt: str | None, messages: list[ChatMessage] | None, max_chars: int | None = None
+) -> list[int]:
+    """Token ids for exactly one of a raw prompt or a chat, tokenized off the event loop when large; says what to
+    fix otherwise (neither or both, empty, over `max_chars`)."""
     if (prompt is None) == (messages is None):
         raise InputError("Give exactly one of `prompt` (raw text) or `messages` (a chat), not both or neither.")
     if messages is not None:
         if not messages:
             raise InputError("`messages` is empty: give at least one message, e.g. {'role': 'user', 'content': ...}.")
-        return engine.tokenize_chat(messages)
+        chars = sum(len(m.content or "") for m in messages)
+        check_size(chars, max_chars, "`messages`")
+        return await _tokenize(chars, engine.tokenize_chat, messages)
     if not prompt:
         raise InputError("`prompt` is empty: give the text to continue.")
-    return engine.tokenize_text(prompt)
+    check_size(len(prompt), max_chars, "`prompt`")
+    return await _tokenize(len(prompt), engine.tokenize_text, prompt)
+
+
+async def _tokenize(chars: int, tokenize: Callable[[Any], list[int]], value: Any) -> list[int]:
+    if chars < OFF_LOOP_CHARS:
+        return tokenize(value)
+    return await anyio.to_thread.run_sync(tokenize, value)
 
 
 async def check_json_schema(schema: dict | None) -> None:

@@ -207,7 +207,7 @@ class JobRunner:
             if refused is not None:
                 raise InputError(str(refused))
             messages = [ChatMessage.model_validate(m) for m in item["messages"]] if "messages" in item else None
-            token_ids = prompt_token_ids(self.recorder.engine, item.get("prompt"), messages)
+            token_ids = await prompt_token_ids(self.recorder.engine, item.get("prompt"), messages)
             adapter = Adapter(**item["adapter"]) if item.get("adapter") else None
             completion = await self._complete_with_retries(job_id, token_ids, sampling, client, adapter)
             await parse_structured(completion, sampling.json_schema, validator)

@@ -201,7 +201,7 @@ async def complete_text(
     if options.json_schema is not None:  # today only the server's own ACTION_SCHEMA; guarded all the same
         await check_client_schema_async(options.json_schema)
     prompt, messages = (chat, None) if isinstance(chat, str) else (None, chat)
-    token_ids = prompt_token_ids(services.engine, prompt, messages)
+    token_ids = await prompt_token_ids(services.engine, prompt, messages, services.settings.max_input_chars)
     completion = await services.recorder.complete(token_ids, options, client=client_name(ctx), kind=kind)
     return completion.text
 

@@ -50,6 +50,12 @@ class LimitSettings(BaseModel):
     max_inflight_per_client: int = Field(128, ge=1, description="Most `generate` calls in flight per client.")
     max_batch_items: int = Field(10_000, ge=1, description="Most items one `batch` call may hold.")
     max_embed_texts: int = Field(256, ge=1, description="Most texts one `embed` call may hold.")
+    max_input_chars: int = Field(
+        4_000_000,
+        ge=1000,
+        description="Longest input in characters: a prompt or chat, a batch's items together, `embed`'s texts "
+        "together, `summarize_large`'s text, `train_adapter`'s examples together.",
+    )
     max_result_chars: int = Field(
         60_000, ge=1000, description="Larger tool results become a summary and a link to paged results."
     )

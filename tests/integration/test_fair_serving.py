@@ -97,3 +97,20 @@ async def test_two_equal_jobs_started_together_end_together(services: Services, 
     ends, _ = await finished_at(services, [first, second])
     spans = sorted(end - started for end in ends.values())
     assert spans[0] >= 0.8 * spans[1], spans  # within 20 % of each other
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "what"),
+    [
+        ("generate", {"prompt": "x" * 4_000_001}, "`prompt` has 4,000,001 characters"),
+        ("count_tokens", {"messages": [{"role": "user", "content": "x" * 4_000_001}]}, "`messages` has 4,000,001"),
+        ("batch", {"prompts": ["x" * 2_000_001] * 2}, "The batch (all items together) has 4,000,002"),
+        ("embed", {"texts": ["x" * 2_000_001] * 2}, "`texts` (all together) has 4,000,002"),
+    ],
+)
+async def test_inputs_over_the_size_cap_are_refused_before_any_work(
+    client: Client, services: Services, tool: str, arguments: dict, what: str
+) -> None:
+    assert services.settings.max_input_chars == 4_000_000
+    result = await client.call_tool(tool, arguments)
+    assert result.is_error and what in result.content[0].text and "max_input_chars" in result.content[0].text

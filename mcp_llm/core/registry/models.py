@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psutil
+
 from mcp_llm.core.schemas import ModelInfo
 from mcp_llm.errors import InputError
 from mcp_llm.settings import LORA_FIELDS
@@ -176,8 +178,6 @@ def _device_memory(device: str | None) -> int | None:
     """Total memory of the device the engine runs on: the machine's for the CPU, the GPU's (through torch, which
     the in-process engine has imported) otherwise; None when unknown."""
     if device in (None, "cpu"):
-        import psutil
-
         return psutil.virtual_memory().total
     torch = sys.modules.get("torch")
     if torch is None or not torch.cuda.is_available():

@@ -13,6 +13,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from mcp_llm.core.access import Forbidden
+from mcp_llm.core.inference import check_size
 from mcp_llm.core.registry.adapters import check_adapter, registry
 from mcp_llm.core.registry.models import serving
 from mcp_llm.core.schemas import AdapterInfo
@@ -119,6 +120,8 @@ async def train_adapter(
     require_local_engine(svc, "train_adapter", REMOTE_ADAPTERS)
     if not 2 <= len(examples) <= 500:
         raise InputError(f"Give 2 to 500 examples (got {len(examples)}).")
+    chars = sum(len(e.model_dump_json()) for e in [*examples, *(held_out or [])])
+    check_size(chars, svc.settings.max_input_chars, "The examples (all together)")
     if rank > max_rank(svc):
         raise InputError(f"rank {rank} is over the engine's max_lora_rank {max_rank(svc)}.")
     model_name, model_path = serving(svc)

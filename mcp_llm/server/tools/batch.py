@@ -9,7 +9,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from mcp_llm.core.access import Principal
-from mcp_llm.core.inference import check_json_schema
+from mcp_llm.core.inference import check_json_schema, check_size
 from mcp_llm.core.jobs import JobProgress, item_of, job_status_of
 from mcp_llm.core.registry import adapters
 from mcp_llm.core.services import Services
@@ -94,6 +94,8 @@ async def batch(
     svc = services_of(ctx)
     await check_json_schema(sampling.json_schema)  # refused before the job is stored: nothing fetched, ever
     items = batch_inputs(prompts, messages, svc.settings.max_batch_items)
+    chars = sum(len(p) for p in prompts or ()) + sum(len(m.content) for chat in messages or () for m in chat)
+    check_size(chars, svc.settings.max_input_chars, "The batch (all items together)")
     with_adapters(items, svc, adapter, item_adapters, principal_of(ctx))
     caller = principal_of(ctx)
     job_id = svc.jobs.submit(items, sampling, caller.client, caller)

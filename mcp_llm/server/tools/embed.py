@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
+import anyio.to_thread
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from mcp_llm.core.inference import check_size
 from mcp_llm.errors import InputError
 from mcp_llm.schemas import EmbedResult
 from mcp_llm.server.tools.common import client_name, services_of, tool_errors
@@ -34,7 +36,8 @@ async def embed(ctx: Context, texts: TextsArg, normalize: bool = True) -> EmbedR
     empty = [i for i, text in enumerate(texts) if not text.strip()]
     if empty:
         raise InputError(f"texts[{empty[0]}] is empty: every text needs some content.")
-    token_ids = svc.embedder.token_ids(texts)
+    check_size(sum(len(text) for text in texts), svc.settings.max_input_chars, "`texts` (all together)")
+    token_ids = await anyio.to_thread.run_sync(svc.embedder.token_ids, texts)  # large inputs: off the event loop
     with svc.recorder.admitted(client_name(ctx), "embed"):  # the same in-flight bounds as generate
         vectors = await svc.embedder.embed(token_ids, normalize, f"embed-{uuid.uuid4().hex[:12]}")
     counts = [len(ids) for ids in token_ids]

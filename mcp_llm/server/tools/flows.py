@@ -6,10 +6,12 @@ import asyncio
 import json
 from typing import Annotated, Any, TypeVar
 
+import anyio.to_thread
 from mcp.server.mcpserver import Context
 from mcp_types import InputRequiredResult
 from pydantic import Field
 
+from mcp_llm.core.inference import check_size
 from mcp_llm.errors import InputError
 from mcp_llm.schemas import ChatMessage, FlowStep, RefineResult, SamplingOptions, SolveResult, SummaryResult
 from mcp_llm.server.journal import Journal, complete_text, json_object_in, run_flow
@@ -182,14 +184,16 @@ async def summarize_large(
     async def flow(journal: Journal) -> SummaryResult:
         svc = services_of(ctx)
         source = text if text is not None else await journal.act(lambda: perform(ctx, "read_resource", {"uri": uri}))
-        ids = svc.engine.tokenize_text(source)
+        check_size(len(source), svc.settings.max_input_chars, "The input")
+        ids = await anyio.to_thread.run_sync(svc.engine.tokenize_text, source)  # off the event loop: it can be large
         room = svc.engine.max_model_len - summary_tokens - 64
         if chunk_tokens > room:
             raise InputError(
                 f"chunk_tokens ({chunk_tokens}) leaves no room in the {svc.engine.max_model_len}-token "
                 f"context for the instruction and a {summary_tokens}-token summary: use at most {room}."
             )
-        chunks = [svc.engine.detokenize(ids[i : i + chunk_tokens]) for i in range(0, len(ids), chunk_tokens)]
+        spans = [ids[i : i + chunk_tokens] for i in range(0, len(ids), chunk_tokens)]
+        chunks = await anyio.to_thread.run_sync(lambda: [svc.engine.detokenize(span) for span in spans])
         options = SamplingOptions(max_tokens=summary_tokens, temperature=0)
 
         fan_out = asyncio.Semaphore(svc.settings.max_inflight_per_client)  # the client's own in-flight bound

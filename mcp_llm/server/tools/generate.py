@@ -49,7 +49,7 @@ async def generate(
     """
     svc = services_of(ctx)
     validator = await structured_validator(sampling.json_schema)  # checked (no remote refs) off the loop
-    token_ids = prompt_token_ids(svc.engine, prompt, messages)
+    token_ids = await prompt_token_ids(svc.engine, prompt, messages, svc.settings.max_input_chars)
     lora = adapters.resolve_adapter(svc, adapter, principal_of(ctx))
     client = client_name(ctx)
     completion = await svc.recorder.complete(
@@ -65,8 +65,9 @@ async def count_tokens(ctx: Context, prompt: PromptArg = None, messages: Message
 
     For `messages` the count includes the chat template, exactly as `generate` would send it.
     """
-    engine = services_of(ctx).engine
-    tokens = len(prompt_token_ids(engine, prompt, messages))
+    svc = services_of(ctx)
+    engine = svc.engine
+    tokens = len(await prompt_token_ids(engine, prompt, messages, svc.settings.max_input_chars))
     limit = engine.max_model_len
     return TokenCount(tokens=tokens, max_model_len=limit, remaining=max(0, limit - tokens), fits=tokens < limit)
 
