@@ -32,6 +32,7 @@ from mcp_llm.schemas import BatchItem, ChatMessage, Completion, JobStatus, Sampl
 
 if TYPE_CHECKING:
     from mcp_llm.core.services import Services
+    from mcp_llm.settings import Settings
 
 log = logging.getLogger(__name__)
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)  # waits between retries of an item, the last one repeated
@@ -82,6 +83,7 @@ class JobRunner:
     ) -> None:
         self.store, self.recorder, self.retry_s, self.lease_s = store, recorder, retry_s, lease_s
         self.gate = gate or FairGate(1 << 30)  # the window every job's items enter the engine through
+        self.max_database_bytes: int | None = None  # a new job is refused past it (set from the settings)
         self.owner = uuid.uuid4().hex[:12]  # this server, as the holder of job leases in a shared database
         self._tasks: dict[str, asyncio.Task] = {}
         self._progress: dict[str, JobProgress] = {}
@@ -94,6 +96,12 @@ class JobRunner:
         quotas (tokens, open jobs, queued items) is refused first."""
         if principal is not None and self.recorder.quotas is not None:
             self.recorder.quotas.check_job(principal, len(inputs))
+        if self.max_database_bytes and (size := self.store.size_bytes()) > self.max_database_bytes:
+            raise InputError(
+                f"The server's database holds {size / 1e6:.0f} MB, over its limit of "
+                f"{self.max_database_bytes / 1e6:.0f} MB (max_database_bytes): no new job until old ones are pruned "
+                "(job_retention_s) or the limit is raised."
+            )
         job_id = uuid.uuid4().hex[:16]
         options = {"sampling": sampling.model_dump(), "client": client}
         self.store.create_job(job_id, "batch", options, inputs, owner=self.owner, lease_s=self.lease_s, client=client)
@@ -267,13 +275,31 @@ class JobRunner:
                 await self.cancel(job_id)
         self.resume(take_all=False)
 
+    def prune(self, now: float, settings: Settings) -> dict[str, int]:
+        """Delete rows past their retention, and forget the live counts of jobs no longer running here."""
+        counts = self.store.prune(
+            now,
+            settings.job_retention_s,
+            settings.task_retention_s,
+            settings.benchmark_retention_s,
+            settings.usage_retention_s,
+        )
+        for job_id in [j for j in self._progress if j not in self._tasks]:
+            del self._progress[job_id]
+        self._cancelled &= set(self._tasks)
+        if any(counts.values()):
+            log.info("retention: deleted %s", ", ".join(f"{n} {kind}" for kind, n in counts.items() if n))
+        return counts
+
     def progress(self, job_id: str) -> JobProgress | None:
         """Live counts while the job runs in this process (None otherwise)."""
         return self._progress.get(job_id)
 
     async def wait(self, job_id: str, report: Callable[[JobProgress], Awaitable[None]], interval_s: float) -> None:
         """Wait for a job, calling `report` at most every `interval_s` (and once at the end)."""
-        progress = self._progress[job_id]
+        progress = self._progress.get(job_id)
+        if progress is None:  # it ended and was forgotten already
+            return
         while not progress.finished.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(progress.finished.wait(), interval_s)

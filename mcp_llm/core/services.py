@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -95,6 +96,9 @@ class Runtime:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._settled.wait(), self.start_timeout_s)
         return self.require()
+
+
+PRUNE_EVERY_S = 600.0
 
 
 def configured(settings: Settings, state: EngineState, detail: str = "") -> EngineConfig:
@@ -234,6 +238,7 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
     recorder = Recorder(engine, metrics, store, settings.log_request_text, salt_for, limiter, quotas, prioritize)
     window = settings.job_window or 2 * (engine.config().max_num_seqs or 256)  # keeps the engine's batch full
     jobs = JobRunner(store, recorder, settings.item_retry_s, settings.job_lease_s, FairGate(window))
+    jobs.max_database_bytes = settings.max_database_bytes
     services = Services(settings, engine, store, metrics, recorder, jobs, limiter, embedder)
     flusher = asyncio.create_task(_flush_every(store, settings.flush_interval_s))
     jobs.resume(take_all=settings.backend == "local")  # local: this server alone owns the data dir
@@ -245,8 +250,19 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
         if engine.dead and settings.engine_restart_attempts:
             await engine.restart(settings.engine_restart_attempts, settings.engine_restart_backoff_s)
 
+    async def prune() -> None:
+        """Retention: old jobs, tasks, benchmark runs and usage rows go (every 10 minutes, first at start)."""
+        try:
+            jobs.prune(time.time(), settings)
+        except sqlite3.Error as exc:  # a busy or full disk: the next pass tries again
+            log.warning("retention pass failed: %s", exc)
+
     try:
-        async with repeating(jobs.maintain, settings.job_lease_s / 3), repeating(watch_engine, 1.0):
+        async with (
+            repeating(jobs.maintain, settings.job_lease_s / 3),
+            repeating(watch_engine, 1.0),
+            repeating(prune, PRUNE_EVERY_S),
+        ):
             yield services
     finally:
         runtime.set(EngineState.DRAINING, services)

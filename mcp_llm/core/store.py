@@ -299,6 +299,37 @@ class Store:
         ).fetchone()
         return {"jobs": jobs, "items": items}
 
+    # --- retention ---
+    def prune(self, now: float, jobs_s: float, tasks_s: float, benchmarks_s: float, usage_s: float) -> dict[str, int]:
+        """Delete what is past its retention: finished jobs (and their items) last updated before `now - jobs_s`,
+        tasks past their ttl or `tasks_s`, benchmark runs and usage minutes past theirs. Open jobs stay."""
+        self.flush()
+        old_jobs = "status not in ('queued', 'running') and updated_at < ?"
+        with self.db.conn:
+            items = self.db.execute(
+                f"delete from items where job_id in (select id from jobs where {old_jobs})", [now - jobs_s]
+            )
+            counts = {"items": items.rowcount}
+            counts["jobs"] = self.db.execute(f"delete from jobs where {old_jobs}", [now - jobs_s]).rowcount
+            counts["tasks"] = self.db.execute(
+                "delete from tasks where created_at < ? or (ttl_ms is not null and created_at + ttl_ms / 1000.0 < ?)",
+                [now - tasks_s, now],
+            ).rowcount
+            counts["benchmarks"] = self.db.execute(
+                "delete from benchmarks where created_at < ?", [now - benchmarks_s]
+            ).rowcount
+            counts["usage"] = self.db.execute(
+                "delete from usage where minute < ?", [int((now - usage_s) // 60)]
+            ).rowcount
+        return counts
+
+    def size_bytes(self) -> int:
+        """The database's size (pages in use, not the file's free pages)."""
+        pages, free, size = (
+            self.db.execute(f"pragma {p}").fetchone()[0] for p in ("page_count", "freelist_count", "page_size")
+        )
+        return (pages - free) * size
+
     # --- benchmarks ---
     def save_benchmark(self, row: dict[str, Any]) -> None:
         """Store one finished benchmark (request and rows as JSON, the chart as PNG bytes)."""
