@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parent.parent
 # Models are made once per machine (the default model store); databases live in per-test temp dirs.
 MODELS_DIR = Settings().model_store
-# The remote vLLM runs as the in-process engine does in tests: eager, float32 (no bf16 here), 2048 context.
-REMOTE_ARGS = ("--enforce-eager", "--dtype", "float32", "--max-model-len", "2048")
+# The remote vLLM runs as the in-process engine does in tests: eager, float32 (no bf16 here), 2048 context, the
+# priority scheduler (our remote backend then sends each request's priority: --scheduling-policy priority).
+REMOTE_ARGS = ("--enforce-eager", "--dtype", "float32", "--max-model-len", "2048", "--scheduling-policy", "priority")
 
 
 SYSTEM = Path(__file__).resolve().parent / "system"
@@ -100,6 +101,7 @@ async def remote_services(vllm_remote: VllmServer, tmp_path_factory: pytest.Temp
         drain_timeout_s=5,
         progress_interval_s=0.1,
         remote_stats_interval_s=0.25,
+        scheduling_policy="priority",  # the remote runs it (REMOTE_ARGS): batch items go as bulk there too
     )
     async with open_services(remote) as svc:
         yield svc

@@ -119,7 +119,7 @@ def configured(settings: Settings, state: EngineState, detail: str = "") -> Engi
         max_model_len=settings.max_model_len,
         max_num_seqs=settings.max_num_seqs,
         max_num_batched_tokens=settings.max_num_batched_tokens,
-        scheduling_policy=settings.scheduling_policy,
+        scheduling_policy="priority" if settings.prioritized else "fcfs",
         enable_prefix_caching=settings.enable_prefix_caching,
         enforce_eager=settings.enforce_eager,
         tensor_parallel_size=settings.tensor_parallel_size,
@@ -234,8 +234,9 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
     salt_for = cache_salt_for(settings)
     limiter = InflightLimiter(settings.max_inflight_total, settings.max_inflight_per_client)
     quotas = Quotas(settings, store)
-    prioritize = settings.scheduling_policy == "priority"
-    recorder = Recorder(engine, metrics, store, settings.log_request_text, salt_for, limiter, quotas, prioritize)
+    recorder = Recorder(
+        engine, metrics, store, settings.log_request_text, salt_for, limiter, quotas, settings.prioritized
+    )
     window = settings.job_window or 2 * (engine.config().max_num_seqs or 256)  # keeps the engine's batch full
     jobs = JobRunner(store, recorder, settings.item_retry_s, settings.job_lease_s, FairGate(window))
     jobs.max_database_bytes = settings.max_database_bytes

@@ -101,7 +101,7 @@ class RemoteEngine(Tokenizing):
             block_size=int(block_size) if block_size else None,
             kv_cache_tokens=int(blocks) * int(block_size) if blocks and block_size and blocks != "None" else None,
             enable_prefix_caching=labels.get("enable_prefix_caching") == "True",
-            scheduling_policy=self._settings.scheduling_policy,
+            scheduling_policy="priority" if self._settings.prioritized else "fcfs",
             lora=bool(self.adapter_names),
             adapters=self.adapter_names,
             backend=self.backend,

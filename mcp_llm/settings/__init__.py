@@ -73,6 +73,15 @@ class Settings(  # bases in reverse: pydantic lists the last base's fields first
     def database(self) -> Path:
         return self.data_dir / "mcp-llm.db"
 
+    @property
+    def prioritized(self) -> bool:
+        """Whether requests carry a scheduler priority: the in-process engine runs the priority policy unless told
+        otherwise; a remote server only when `scheduling_policy` says so explicitly (vLLM's own default is fcfs,
+        which refuses a priority)."""
+        if self.scheduling_policy != "priority":
+            return False
+        return self.backend == "local" or "scheduling_policy" in self.model_fields_set
+
     def engine_args(self, model_path: str) -> dict[str, Any]:
         """The vLLM engine arguments that are set, with the model resolved to `model_path`."""
         args = {name: getattr(self, name) for name in ENGINE_FIELDS if getattr(self, name) is not None}

@@ -64,7 +64,8 @@ class EngineSettings(BaseModel):
     scheduling_policy: Literal["priority", "fcfs"] = Field(
         "priority",
         description="vLLM's scheduler order: `priority` puts interactive calls ahead of bulk work (batch items, "
-        "benchmarks); `fcfs` first come first served. With --backend openai: the remote server's policy.",
+        "benchmarks); `fcfs` first come first served. With --backend openai, say `priority` only when the remote "
+        "server runs it (we then send each request's priority; unset, we send none).",
     )
     gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
     tensor_parallel_size: int | None = Field(None, ge=1, description="GPUs one model replica is split over.")
