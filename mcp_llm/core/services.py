@@ -101,6 +101,13 @@ class Runtime:
 PRUNE_EVERY_S = 600.0
 
 
+def job_window_for(max_num_seqs: int) -> int:
+    """Batch items in the engine at once: nearly a full engine batch, with seats left free (an eighth, at least
+    two) so an interactive call is scheduled at once instead of waiting for a bulk item to finish (vLLM does not
+    preempt a running request for a waiting one of higher priority)."""
+    return max(1, max_num_seqs - max(2, max_num_seqs // 8))
+
+
 def configured(settings: Settings, state: EngineState, detail: str = "") -> EngineConfig:
     """The configuration asked for, before the engine can say what it chose: vLLM's own figures (KV cache, device,
     version) stay None until it serves."""
@@ -237,7 +244,7 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
     recorder = Recorder(
         engine, metrics, store, settings.log_request_text, salt_for, limiter, quotas, settings.prioritized
     )
-    window = settings.job_window or 2 * (engine.config().max_num_seqs or 256)  # keeps the engine's batch full
+    window = settings.job_window or job_window_for(engine.config().max_num_seqs or 256)
     jobs = JobRunner(store, recorder, settings.item_retry_s, settings.job_lease_s, FairGate(window))
     jobs.max_database_bytes = settings.max_database_bytes
     services = Services(settings, engine, store, metrics, recorder, jobs, limiter, embedder)

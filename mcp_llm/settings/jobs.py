@@ -22,6 +22,6 @@ class JobSettings(BaseModel):
         None,
         ge=1,
         description="Batch items in the engine at once across all jobs, handed round-robin across clients "
-        "(default: twice the engine's max_num_seqs).",
+        "(default: the engine's max_num_seqs less an eighth, kept free for interactive calls).",
     )
     flush_interval_s: float = Field(0.2, gt=0, description="How often buffered results are written to SQLite.")

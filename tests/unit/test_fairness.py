@@ -76,3 +76,9 @@ async def test_a_cancelled_waiter_leaves_the_queue_and_a_granted_one_passes_its_
         await granted
     await asyncio.wait_for(nxt, 1)
     assert gate.used == 1
+
+
+def test_the_default_window_leaves_seats_free_for_interactive_calls() -> None:
+    from mcp_llm.core.services import job_window_for
+
+    assert [job_window_for(n) for n in (1, 4, 16, 128, 256)] == [1, 2, 14, 112, 224]
