@@ -12,6 +12,7 @@ Ratios are within one run: p50 at the largest backlog over p50 at the smallest (
 idle, bulk throughput with B over alone (goal >= 0.95), the two equal jobs' end times (goal within 20 %).
 
     python bench/fairness.py [--policies priority,fcfs] [--backlogs 100,2000] [--calls 20] [--out results.json]
+                             [--model DIR --load-format dummy --dtype bfloat16 --no-eager]   (the GPU run)
 
 A benchmark, not a test: figures depend on the machine. Prints a table, writes JSON.
 """
@@ -74,12 +75,14 @@ async def measure_policy(policy: str, args: argparse.Namespace, data_dir: Path) 
     from mcp_llm.server.app import create_app
     from mcp_llm.settings import Settings
 
+    engine = {"model": args.model, "load_format": args.load_format, "dtype": args.dtype} if args.model else {}
     settings = Settings(
         data_dir=data_dir / policy,
         models_dir=Settings().model_store,  # the shared model store: the model is prepared once per machine
         scheduling_policy=policy,
         max_model_len=1024,
-        enforce_eager=True,
+        enforce_eager=args.eager,
+        **engine,
     )
     row: dict[str, Any] = {"policy": policy}
     async with open_services(settings) as svc, Client(create_app(settings, shared=svc)) as b:
@@ -177,6 +180,10 @@ def main() -> None:
     parser.add_argument("--policies", default="priority,fcfs", type=lambda v: v.split(","))
     parser.add_argument("--backlogs", default="100,2000", type=lambda v: [int(x) for x in v.split(",")])
     parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--model", help="a model folder (default: the bundled SmolLM2); on the GPU .gpu/model8b")
+    parser.add_argument("--load-format", default="auto", help="`dummy`: random weights from the config (GPU runs)")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--eager", action=argparse.BooleanOptionalAction, default=True, help="skip graph capture")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "fairness" / "cpu.json")
     args = parser.parse_args()
     result = asyncio.run(run(args))
