@@ -1,46 +1,57 @@
 """Fair admission of bulk work: batch items enter the engine through a window of `capacity` slots shared by every
-job, handed round-robin across clients as slots free up. A job no longer puts all its items in the engine at once
-(an agent's interactive call does not queue behind 10,000 of them, and 10,000 queued items are not 10,000 waiting
-coroutines), and a client with three jobs gets no more of the engine than a client with one."""
+job, handed round-robin across clients. A job no longer puts all its items in the engine at once (an agent's
+interactive call does not queue behind 10,000 of them, and 10,000 queued items are not 10,000 waiting coroutines),
+and a client with three jobs gets no more of the engine than a client with one.
+
+Slots are granted by a dispatcher that runs after the requests of the moment are queued (not on the spot), so two
+jobs submitted together share the window from their first item instead of the first one taking all of it; while
+several clients want slots, none holds more than its even part unless the others leave theirs unused."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict, deque
+import math
+from collections import Counter, OrderedDict, deque
 from collections.abc import AsyncIterator, Iterable
 
 
 class FairGate:
-    """`capacity` slots; waiters queue per client, and each freed slot goes to the next client in turn."""
+    """`capacity` slots; requests queue per client and are granted round-robin across clients."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.used = 0
         self.peak = 0  # the most slots ever held at once (the window holds: peak <= capacity)
+        self.held: Counter[str] = Counter()
         self._waiting: OrderedDict[str, deque[asyncio.Future[None]]] = OrderedDict()
+        self._dispatch_soon = False
 
     @property
     def waiting(self) -> int:
         return sum(len(queue) for queue in self._waiting.values())
 
     def request(self, client: str) -> asyncio.Future[None]:
-        """Ask for a slot in `client`'s turn without waiting: the future is done once the slot is granted. A job
-        keeps a few requests queued ahead, so a burst of releases (a whole engine batch ending in one step) still
-        goes round-robin instead of to whichever client happens to be queued at that instant."""
+        """Ask for a slot for `client` without waiting: the future is done once the slot is granted. A job keeps a
+        few requests queued ahead, so a burst of releases still goes round-robin."""
         granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self.used < self.capacity and not self._waiting:
-            self._take()
-            granted.set_result(None)
-        else:
-            self._waiting.setdefault(client, deque()).append(granted)
+        self._waiting.setdefault(client, deque()).append(granted)
+        self._schedule()
         return granted
 
+    def release(self, client: str) -> None:
+        """Give back a slot `client` held."""
+        self.used -= 1
+        self.held[client] -= 1
+        if self.held[client] <= 0:
+            del self.held[client]
+        self._schedule()
+
     def withdraw(self, client: str, requests: Iterable[asyncio.Future[None]]) -> None:
-        """Give back requests not used: a granted slot passes on, a waiting one leaves the queue."""
+        """Give back requests not used: a granted slot is released, a waiting request leaves the queue."""
         for granted in requests:
             if granted.done() and not granted.cancelled():
-                self.release()
+                self.release(client)
             else:
                 granted.cancel()
                 self._forget(client, granted)
@@ -54,31 +65,43 @@ class FairGate:
             self.withdraw(client, [granted])
             raise
 
-    def release(self) -> None:
-        """Free a slot: to the next waiting client in round-robin order, else back to the pool."""
-        while self._waiting:
-            client, queue = next(iter(self._waiting.items()))
-            granted = queue.popleft()
-            if queue:
-                self._waiting.move_to_end(client)  # its next waiter comes after every other client's
-            else:
-                del self._waiting[client]
-            if not granted.done():
-                granted.set_result(None)  # the slot passes on: `used` stays
-                return
-        self.used -= 1
-
     @contextlib.asynccontextmanager
     async def slot(self, client: str) -> AsyncIterator[None]:
         await self.acquire(client)
         try:
             yield
         finally:
-            self.release()
+            self.release(client)
 
-    def _take(self) -> None:
-        self.used += 1
-        self.peak = max(self.peak, self.used)
+    def _schedule(self) -> None:
+        if not self._dispatch_soon:
+            self._dispatch_soon = True
+            asyncio.get_running_loop().call_soon(self._dispatch)
+
+    def _dispatch(self) -> None:
+        """Grant free slots round-robin across waiting clients; a client at its even part of the window waits
+        while another client under its part waits too."""
+        self._dispatch_soon = False
+        while self.used < self.capacity and self._waiting:
+            client = self._next_client()
+            queue = self._waiting[client]
+            granted = queue.popleft()
+            if queue:
+                self._waiting.move_to_end(client)
+            else:
+                del self._waiting[client]
+            if granted.done():  # cancelled meanwhile
+                continue
+            granted.set_result(None)
+            self.used += 1
+            self.held[client] += 1
+            self.peak = max(self.peak, self.used)
+
+    def _next_client(self) -> str:
+        """The first waiting client (in turn order) under its even part, else the first waiting client."""
+        active = len(set(self._waiting) | set(self.held))
+        share = math.ceil(self.capacity / max(active, 1))
+        return next((c for c in self._waiting if self.held[c] < share), next(iter(self._waiting)))
 
     def _forget(self, client: str, granted: asyncio.Future[None]) -> None:
         queue = self._waiting.get(client)

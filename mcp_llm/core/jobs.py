@@ -62,9 +62,6 @@ class JobProgress:
         )
 
 
-WINDOW_AHEAD = 8  # window slots a job keeps asked for ahead of its next item
-
-
 def _duration(seconds: float) -> str:
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
@@ -154,7 +151,7 @@ class JobRunner:
             async with asyncio.TaskGroup() as group, admitted as granted:  # item tasks exist only with a slot
                 async for i, x in granted:
                     item = self._item(job_id, i, x, sampling, client, progress, validator, refused)
-                    group.create_task(self._released(item))
+                    group.create_task(self._released(item, client))
             await self._settle(job_id, "completed")
         except asyncio.CancelledError:
             if job_id in self._cancelled:  # cancel_job; otherwise a shutdown, and the job resumes at next start
@@ -180,11 +177,12 @@ class JobRunner:
                 await asyncio.sleep(wait)
 
     async def _admitted(self, items: list[tuple[int, dict]], client: str) -> AsyncIterator[tuple[int, dict]]:
-        """The items, each once the fair window grants it a slot (a few requests kept queued ahead)."""
+        """The items, each once the fair window grants it a slot. A job keeps up to a window's worth of requests
+        queued (futures, not item tasks), so its client can take its even part whenever slots free up."""
         ahead: deque[asyncio.Future[None]] = deque()
         try:
             for n, item in enumerate(items):
-                while len(ahead) < WINDOW_AHEAD and n + len(ahead) < len(items):
+                while len(ahead) < self.gate.capacity and n + len(ahead) < len(items):
                     ahead.append(self.gate.request(client))
                 await asyncio.shield(ahead[0])
                 ahead.popleft()
@@ -192,12 +190,12 @@ class JobRunner:
         finally:
             self.gate.withdraw(client, ahead)
 
-    async def _released(self, item: Awaitable[None]) -> None:
+    async def _released(self, item: Awaitable[None], client: str) -> None:
         """Run one item, then pass its window slot on."""
         try:
             await item
         finally:
-            self.gate.release()
+            self.gate.release(client)
 
     async def _item(
         self,

@@ -111,7 +111,7 @@ async def test_bad_batch_is_a_tool_error(client: Client, arguments: dict, messag
 @pytest.mark.parametrize("tool", ["job_status", "job_results", "cancel_job"])
 async def test_unknown_job_id_says_so(client: Client, tool: str) -> None:
     result = await client.call_tool(tool, {"job_id": "no-such-job"})
-    assert result.is_error and "No job with id 'no-such-job'" in result.content[0].text
+    assert result.is_error and "No job 'no-such-job' on this server (list_jobs shows yours)" in result.content[0].text
 
 
 async def test_job_results_bounds(client: Client) -> None:

@@ -25,6 +25,7 @@ from selenium.webdriver.common.by import By
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from mcp_llm.core.access import Principal
 from mcp_llm.core.metrics import SERIES
 from mcp_llm.core.services import Services
 from mcp_llm.server import auth, dashboard
@@ -59,7 +60,7 @@ return out;
 @pytest.fixture(scope="module")
 async def site(settings: Settings, services: Services) -> AsyncIterator[str]:
     """The real server over Streamable HTTP on the session's engine, bearer tokens on, plus the test host page."""
-    app = create_app(settings, shared=services, tokens={TOKEN: "dashboard-test"})
+    app = create_app(settings, shared=services, tokens={TOKEN: Principal("dashboard-test", "admin")})  # sees all jobs
 
     @app.custom_route("/test-host", methods=["GET"])
     async def host(_: Request) -> HTMLResponse:

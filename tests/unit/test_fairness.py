@@ -1,6 +1,7 @@
-"""The fair window (core/fairness): never more than `capacity` slots held; freed slots go round-robin across clients,
-so a client with three waiting jobs gets no more turns than a client with one; a cancelled waiter gives up its place
-(and a slot granted as it was cancelled passes on)."""
+"""The fair window (core/fairness): never more than `capacity` slots held; slots go round-robin across clients, so a
+client with three waiting jobs gets no more turns than a client with one; jobs asking at the same moment share the
+window from their first item; a cancelled waiter gives up its place (and a slot granted as it was cancelled passes
+on)."""
 
 from __future__ import annotations
 
@@ -17,22 +18,22 @@ async def test_turns_alternate_between_clients_whatever_their_number_of_waiters(
     gate, order = FairGate(1), []
     await gate.acquire("holder")
 
-    async def item() -> None:
+    async def item(client: str) -> None:
         await asyncio.sleep(0.001)
-        gate.release()
+        gate.release(client)
 
     async def job(client: str, n: int) -> None:  # as the job runner does: the next item waits while one runs
         items = []
         for _ in range(n):
             await gate.acquire(client)
             order.append(client)
-            items.append(asyncio.create_task(item()))
+            items.append(asyncio.create_task(item(client)))
         await asyncio.gather(*items)
 
     # carol runs three jobs, dave one: each job asks for 4 slots, one at a time
     tasks = [asyncio.create_task(job("carol", 4)) for _ in range(3)] + [asyncio.create_task(job("dave", 4))]
     await asyncio.sleep(0.01)
-    gate.release()
+    gate.release("holder")
     await asyncio.gather(*tasks)
     first = order[:8]
     assert first.count("dave") == 4 and first.count("carol") == 4, order  # one for one while both wait
@@ -63,19 +64,42 @@ async def test_a_cancelled_waiter_leaves_the_queue_and_a_granted_one_passes_its_
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert gate.waiting == 0
-    gate.release()
-    assert gate.used == 0
+    gate.release("a")
+    await asyncio.sleep(0)
+    assert gate.used == 0 and not gate.held
 
     await gate.acquire("a")
     granted = asyncio.create_task(gate.acquire("b"))
     nxt = asyncio.create_task(gate.acquire("c"))
     await asyncio.sleep(0)
-    gate.release()  # b is granted the slot ...
-    granted.cancel()  # ... and cancelled before it ran: c gets it
+    gate.release("a")
+    await asyncio.sleep(0)  # the dispatcher grants b the slot ...
+    granted.cancel()  # ... and b is cancelled before it ran: c gets it
     with pytest.raises(asyncio.CancelledError):
         await granted
     await asyncio.wait_for(nxt, 1)
-    assert gate.used == 1
+    assert gate.used == 1 and dict(gate.held) == {"c": 1}
+
+
+async def test_jobs_asking_at_the_same_moment_share_the_window_from_their_first_item() -> None:
+    gate = FairGate(8)
+    first = [gate.request("a") for _ in range(8)]  # a asks for the whole window first ...
+    second = [gate.request("b") for _ in range(8)]  # ... b in the same moment
+    await asyncio.sleep(0)
+    assert sum(f.done() for f in first) == 4 and sum(f.done() for f in second) == 4
+    assert dict(gate.held) == {"a": 4, "b": 4}
+
+
+async def test_a_client_alone_uses_the_whole_window_and_shares_it_when_another_comes() -> None:
+    gate = FairGate(8)
+    alone = [gate.request("a") for _ in range(12)]
+    await asyncio.sleep(0)
+    assert sum(f.done() for f in alone) == 8  # nobody else: all of it
+    late = [gate.request("b") for _ in range(8)]
+    for _ in range(4):  # a's items end one by one: each freed slot goes to b until b has its half
+        gate.release("a")
+        await asyncio.sleep(0)
+    assert sum(f.done() for f in late) == 4 and sum(f.done() for f in alone) == 8
 
 
 def test_the_default_window_leaves_seats_free_for_interactive_calls() -> None:
