@@ -27,7 +27,7 @@ TOKENS = {
     "tok-root": Principal("root", "admin"),
     "tok-vera": Principal("vera", "viewer"),
 }
-LONG = {"prompts": ["Count slowly:"] * 4, "max_tokens": 256, "ignore_eos": True, "temperature": 0, "wait": False}
+LONG = {"prompts": ["Count slowly:"] * 4, "max_tokens": 1500, "ignore_eos": True, "temperature": 0, "wait": False}
 SHORT = {"prompts": ["Hi", "Yes"], "max_tokens": 2, "temperature": 0, "wait": False}
 
 
