@@ -18,7 +18,7 @@ from mcp_llm.schemas import SamplingOptions
 
 pytestmark = pytest.mark.anyio
 
-BULK = {"max_tokens": 24, "ignore_eos": True, "wait": False}
+BULK = {"max_tokens": 16, "ignore_eos": True, "wait": False}
 SHORT = {"prompt": "Hello", "max_tokens": 8, "ignore_eos": True, "temperature": 0}
 
 
@@ -28,8 +28,8 @@ def done_items(services: Services, job_id: str) -> int:
 
 
 async def items_done_when_a_call_returns(client: Client, services: Services, priority: str) -> int:
-    """Three engine batches' worth of bulk items, then one short call: how many items were done when it returned."""
-    prompts = ["Write a long story:"] * (3 * services.engine.config().max_num_seqs)
+    """Two engine batches' worth of bulk items, then one short call: how many items were done when it returned."""
+    prompts = ["Write a long story:"] * (2 * services.engine.config().max_num_seqs)
     job = (await client.call_tool("batch", BULK | {"prompts": prompts})).structured_content["job"]["job_id"]
     await asyncio.sleep(0.5)  # the bulk items are queued in the engine first
     result = await client.call_tool("generate", SHORT | {"priority": priority})
@@ -43,7 +43,7 @@ async def test_an_interactive_call_goes_ahead_of_queued_bulk_items(client: Clien
     config = services.engine.config()
     assert config.scheduling_policy == "priority"
     before = services.jobs.gate  # a window wider than the engine: every bulk item waits in vLLM's own queue
-    services.jobs.gate = FairGate(3 * config.max_num_seqs)
+    services.jobs.gate = FairGate(2 * config.max_num_seqs)
     try:
         interactive = await items_done_when_a_call_returns(client, services, "interactive")
         as_bulk = await items_done_when_a_call_returns(client, services, "bulk")
