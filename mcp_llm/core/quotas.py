@@ -67,23 +67,30 @@ class Quotas:
             used = self.store.usage_since(principal.client, start, kind="train")["requests"]
             limit = limits.training_runs_per_day
             state["training_runs_per_day"] = {"used": used, "limit": limit, "resets_at": start + DAY_S}
-        open_jobs = self.store.open_work(principal.client)
-        for name, used in (("concurrent_jobs", open_jobs["jobs"]), ("queued_items", open_jobs["items"])):
-            if (limit := getattr(limits, name)) is not None:
-                state[name] = {"used": used, "limit": limit, "resets_at": None}
+        if limits.concurrent_jobs is not None or limits.queued_items is not None:  # one query, only when asked
+            open_jobs = self.store.open_work(principal.client)
+            for name, used in (("concurrent_jobs", open_jobs["jobs"]), ("queued_items", open_jobs["items"])):
+                if (limit := getattr(limits, name)) is not None:
+                    state[name] = {"used": used, "limit": limit, "resets_at": None}
         return state
 
-    def check_tokens(self, principal: Principal) -> None:
-        """QuotaExceeded if the client has used up a token quota of the current window."""
+    def check_tokens(self, principal: Principal, state: dict[str, dict] | None = None) -> None:
+        """QuotaExceeded if the client has used up a token quota of the current window (from `state`, if read
+        already). Without token quotas, nothing is read: this runs before every interactive call."""
         now = time.time()
-        for name, entry in self.state(principal, now).items():
+        if state is None:
+            limits = self.limits(principal)
+            if all(getattr(limits, name) is None for name in TOKEN_QUOTAS):
+                return
+            state = self.state(principal, now)
+        for name, entry in state.items():
             if name in TOKEN_QUOTAS and entry["used"] >= entry["limit"]:
                 raise _exceeded(principal, name, entry, now)
 
     def check_job(self, principal: Principal, items: int) -> None:
         """QuotaExceeded if a new job of `items` items would pass a token, job or queued-items quota."""
-        self.check_tokens(principal)
         now, state = time.time(), self.state(principal)
+        self.check_tokens(principal, state)
         if (jobs := state.get("concurrent_jobs")) and jobs["used"] + 1 > jobs["limit"]:
             raise _exceeded(principal, "concurrent_jobs", jobs, now)
         if (queued := state.get("queued_items")) and queued["used"] + items > queued["limit"]:

@@ -265,11 +265,11 @@ class Store:
         where = "client = ? and minute >= ?" + (" and kind = ?" if kind else "")
         args = [client, minute] + ([kind] if kind else [])
         row = self.db.execute(
-            "select count(*), coalesce(sum(requests), 0), coalesce(sum(errors), 0), coalesce(sum(prompt_tokens), 0),"
+            "select coalesce(sum(requests), 0), coalesce(sum(errors), 0), coalesce(sum(prompt_tokens), 0),"
             f" coalesce(sum(output_tokens), 0) from usage where {where}",
             args,
         ).fetchone()
-        total = dict(zip(USAGE_COLUMNS, row[1:], strict=True))
+        total = dict(zip(USAGE_COLUMNS, row, strict=True))
         for pending in self._request_rows:
             if pending["client"] == client and pending["at"] >= minute * 60 and kind in (None, pending["kind"]):
                 for column, value in _usage_of(pending).items():

@@ -20,6 +20,11 @@ pytestmark = pytest.mark.anyio
         ("batch", {"prompts": ["a"], "wait": "soon"}, "`wait` must be true or false"),
         ("job_status", {"jobid": "x"}, "unknown argument `jobid`; did you mean `job_id`?"),
         ("count_tokens", {"promt": "hi"}, "unknown argument `promt`; did you mean `prompt`?"),
+        ("generate", {"prompt": "hi", "priority": "urgent"}, "`priority` must be one of 'interactive' or 'bulk'"),
+        ("usage", {"bucket": "week"}, "`bucket` must be one of 'hour' or 'day'"),
+        ("usage", {"since_hours": 0}, "`since_hours` must be greater than 0"),
+        ("share_adapter", {"nme": "x"}, "unknown argument `nme`; did you mean `name`?"),
+        ("share_adapter", {"name": "x", "shared": "maybe"}, "`shared` must be true or false"),
     ],
 )
 async def test_tool_calls_with_wrong_arguments_get_the_advice(
