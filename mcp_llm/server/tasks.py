@@ -157,13 +157,20 @@ class Tasks(Extension):
             "pollInterval": svc.settings.task_poll_interval_ms,
         }
 
+    @staticmethod
+    def _ttl_ms(svc: Services, row: dict) -> int:
+        """The task's effective ttl: the one asked for, capped by `task_retention_s` (which is also the ttl of a
+        task that asked for none); the protocol lets the receiver choose it, and requires it in every Task."""
+        retention = int(svc.settings.task_retention_s * 1000)
+        return retention if row["ttl_ms"] is None else min(row["ttl_ms"], retention)
+
     def _task(self, svc: Services, row: dict) -> types.Task:
-        fields = self._fields(svc, row) | {"ttl": row["ttl_ms"]}
+        fields = self._fields(svc, row) | {"ttl": self._ttl_ms(svc, row)}
         return types.Task.model_validate(fields)
 
     def _modern(self, svc: Services, row: dict, result_type: str) -> dict[str, Any]:
         fields = {k: v for k, v in self._fields(svc, row).items() if v is not None}
-        body = {"resultType": result_type, **fields, "ttlMs": row["ttl_ms"]}
+        body = {"resultType": result_type, **fields, "ttlMs": self._ttl_ms(svc, row)}
         body["pollIntervalMs"] = body.pop("pollInterval")
         if body["status"] == "completed" and result_type == "complete":
             body["result"] = self._result_body(svc, row)

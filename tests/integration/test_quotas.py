@@ -24,7 +24,7 @@ pytestmark = pytest.mark.anyio
 TOKENS = {
     "tok-dora": Principal("dora", "user"),
     "tok-eve": Principal("eve", "user"),
-    "tok-frank": Principal("frank", "user"),
+    "tok-frank": Principal("frank-usage", "user"),  # no other test uses it: usage is all-time
     "tok-ops": Principal("ops", "admin"),
 }
 QUOTAS = {"quota_output_tokens_per_minute": 20, "quota_concurrent_jobs": 1}
@@ -95,8 +95,8 @@ async def test_usage_adds_up_to_what_the_completions_reported(url: str) -> None:
             await frank.read_resource("usage://clients")
     async with client_as(url, "tok-ops") as ops:
         report = (await ops.call_tool("usage", {"since_hours": 1})).structured_content
-        assert report["totals"]["frank"]["output_tokens"] == output
+        assert report["totals"]["frank-usage"]["output_tokens"] == output
         everyone = json.loads((await ops.read_resource("usage://clients")).contents[0].text)
-        assert everyone["totals"]["frank"]["prompt_tokens"] == prompt
+        assert everyone["totals"]["frank-usage"]["prompt_tokens"] == prompt
         exposition = (await ops.read_resource("metrics://prometheus")).contents[0].text
-        assert f'mcp_llm_client_tokens_total{{client="frank",kind="output"}} {float(output)}' in exposition
+        assert f'mcp_llm_client_tokens_total{{client="frank-usage",kind="output"}} {float(output)}' in exposition

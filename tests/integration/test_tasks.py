@@ -48,6 +48,20 @@ async def test_a_task_batch_of_200_matches_the_blocking_batch(app: MCPServer) ->
     assert task.task_id in [t.task_id for t in listed.tasks]
 
 
+async def test_every_task_reports_its_ttl_the_server_keeps_it_for(app: MCPServer, services: Services) -> None:
+    """The ttl is required in every Task: one asked for none gets the server's retention, one asked for more
+    than the retention is capped to it (the receiver chooses, says the spec); tasks/list validates either way."""
+    retention = int(services.settings.task_retention_s * 1000)
+    async with Client(app, mode="legacy") as client:
+        tasks = [await start_task(client, "batch", {"prompts": ["hi"], "max_tokens": 1}, ttl) for ttl in (None, 10**12)]
+        listed = await client.session.send_request(types.ListTasksRequest(), types.ListTasksResult)
+        got = [(await poll(client, t.task_id))[-1] for t in tasks]
+    assert [t.ttl for t in tasks] == [g.ttl for g in got] == [retention, retention]
+    assert {t.task_id: t.ttl for t in listed.tasks if t.task_id in {x.task_id for x in tasks}} == {
+        t.task_id: retention for t in tasks
+    }
+
+
 async def all_texts(client: Client, batch: dict) -> list[str]:
     """Every item's text of a batch result, inline or (past max_result_chars) through job_results."""
     if batch["results"] is not None:

@@ -15,10 +15,10 @@ from mcp_llm.server.task_client import admit_legacy_task_results
 KEEP_ALIVE = re.compile(r"^engine starting(: [^,]+)?, \d+ s so far$")
 
 
-async def start_task(client: Client, tool: str, arguments: dict) -> types.Task:
+async def start_task(client: Client, tool: str, arguments: dict, ttl: int | None = 600_000) -> types.Task:
     """A task-augmented tools/call (2025-11-25): returns the task at once."""
     admit_legacy_task_results()  # the SDK client's result check, as the server's (see task_client)
-    params = types.CallToolRequestParams(name=tool, arguments=arguments, task=types.TaskMetadata(ttl=600_000))
+    params = types.CallToolRequestParams(name=tool, arguments=arguments, task=types.TaskMetadata(ttl=ttl))
     created = await client.session.send_request(types.CallToolRequest(params=params), types.CreateTaskResult)
     return created.task
 
