@@ -96,15 +96,20 @@ def build_graph(client: Client, tools: dict[str, StructuredTool]):
     return graph.compile()
 
 
+async def connect(stack: AsyncExitStack, http: str | None, token: str | None) -> Client:
+    """A client of the server at `http` (with a bearer `token`), else of one started here over stdio."""
+    if http:
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        http_client = await stack.enter_async_context(create_mcp_http_client(headers=headers))
+        server: Any = streamable_http_client(http, http_client=http_client)
+    else:
+        server = StdioServerParameters(command=sys.executable, args=[str(REPO / "server.py")])
+    return await stack.enter_async_context(Client(server, read_timeout_seconds=600))
+
+
 async def run(task: str, http: str | None, token: str | None) -> State:
     async with AsyncExitStack() as stack:
-        if http:
-            headers = {"Authorization": f"Bearer {token}"} if token else None
-            http_client = await stack.enter_async_context(create_mcp_http_client(headers=headers))
-            server: Any = streamable_http_client(http, http_client=http_client)
-        else:
-            server = StdioServerParameters(command=sys.executable, args=[str(REPO / "server.py")])
-        client = await stack.enter_async_context(Client(server, read_timeout_seconds=600))
+        client = await connect(stack, http, token)
         tools = load_mcp_tools(client, (await client.list_tools()).tools)
         return await build_graph(client, tools).ainvoke({"task": task})
 

@@ -7,18 +7,47 @@ the dashboard's data). Settings stay in `mcp_llm.settings`."""
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 Role = Literal["system", "user", "assistant", "tool"]
+CONSTRAINTS = ("json_schema", "choice", "regex", "grammar")  # structured-output modes: at most one per request
+MAX_LOGPROBS = 20
+
+
+class ToolCall(BaseModel):
+    """A call of one of the request's tools, as the model made it: arguments parsed and checked against the
+    tool's parameters schema."""
+
+    id: str = Field(description="Pass it back as the tool turn's `tool_call_id`.")
+    name: str
+    arguments: dict[str, Any]
 
 
 class ChatMessage(BaseModel):
     """One chat turn; the model's chat template turns a list of these into a prompt."""
 
     role: Role = Field(description="Who speaks: system, user, assistant or tool.")
-    content: str = Field(description="The text of the turn.")
+    content: str = Field("", description="The text of the turn.")
+    tool_calls: list[ToolCall] | None = Field(
+        None, description="On an assistant turn: the calls it made (as `generate` returned them)."
+    )
+    tool_call_id: str | None = Field(None, description="On a tool turn: which call this is the result of.")
+
+    def template_dict(self) -> dict[str, Any]:
+        """The turn as chat templates take it (OpenAI's shape: a call's arguments as a JSON string)."""
+        turn: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            turn["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+                for c in self.tool_calls
+            ]
+        if self.tool_call_id is not None:
+            turn["tool_call_id"] = self.tool_call_id
+        return turn
 
 
 class SamplingOptions(BaseModel):
@@ -38,13 +67,43 @@ class SamplingOptions(BaseModel):
     json_schema: dict[str, Any] | None = Field(
         None, description="A JSON Schema the output must follow (structured output); the result also holds it parsed."
     )
+    choice: list[Annotated[str, Field(min_length=1, max_length=1000)]] | None = Field(
+        None, min_length=1, max_length=256, description="The output is exactly one of these strings."
+    )
+    regex: str | None = Field(None, min_length=1, max_length=4096, description="The output matches this regex.")
+    grammar: str | None = Field(
+        None, min_length=1, max_length=65536, description="The output follows this EBNF grammar (vLLM's, GBNF-style)."
+    )
+    logprobs: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_LOGPROBS,
+        description="Return each output token's log-probability with this many top alternatives (0: none), and a "
+        "confidence summary (mean and lowest token probability, perplexity).",
+    )
+    prompt_logprobs: int | None = Field(
+        None, ge=0, le=MAX_LOGPROBS, description="Also each prompt token's log-probability (with alternatives)."
+    )
+    n: int = Field(1, ge=1, le=16, description="Samples to draw for the prompt (each returned in `samples`).")
     ignore_eos: bool = Field(False, description="Keep generating past end-of-sequence (benchmarks).")
+
+    @model_validator(mode="after")
+    def _one_constraint(self) -> SamplingOptions:
+        given = [name for name in CONSTRAINTS if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give at most one structured-output mode per request, not {' and '.join(given)}")
+        return self
+
+    @property
+    def constrained(self) -> bool:
+        return any(getattr(self, name) is not None for name in CONSTRAINTS)
 
 
 class Usage(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    cached_tokens: int | None = Field(None, description="Prompt tokens served from the prefix cache.")
 
 
 def tokens_per_s(tokens: int, total_ms: float | None) -> float:
@@ -60,13 +119,60 @@ class Timing(BaseModel):
     tokens_per_s: float = Field(description="Completion tokens per second over the whole request.")
 
 
+class TokenLogprob(BaseModel):
+    """One token with its log-probability, and (when asked) the most likely alternatives at its position."""
+
+    token: str
+    logprob: float
+    top: list[TokenLogprob] | None = None
+
+
+class Confidence(BaseModel):
+    """How sure the model was of its own answer, from its sampled tokens' probabilities: ask again or escalate
+    when these are low."""
+
+    mean_prob: float = Field(description="Mean probability of the sampled tokens (0-1).")
+    min_prob: float = Field(description="The least likely sampled token's probability (0-1).")
+    perplexity: float = Field(description="exp(-mean logprob) of the answer: 1 is certain, higher is less sure.")
+    mean_logprob: float
+
+    @classmethod
+    def of(cls, logprobs: list[float]) -> Confidence | None:
+        """The summary of a sample's token log-probabilities (None for an empty sample)."""
+        if not logprobs:
+            return None
+        mean = sum(logprobs) / len(logprobs)
+        return cls(
+            mean_prob=sum(math.exp(x) for x in logprobs) / len(logprobs),
+            min_prob=math.exp(min(logprobs)),
+            perplexity=math.exp(-mean),
+            mean_logprob=mean,
+        )
+
+
+class Sample(BaseModel):
+    """One of `n` samples of the same request."""
+
+    text: str
+    finish_reason: str | None
+    completion_tokens: int
+    confidence: Confidence | None = None
+    logprobs: list[TokenLogprob] | None = None
+
+
 class Completion(BaseModel):
-    """What the engine returns for one request."""
+    """What the engine returns for one request (with `n` > 1: the first sample's text, all in `samples`)."""
 
     text: str
     finish_reason: str | None = Field(description="stop, length or abort.")
     usage: Usage
     timing: Timing
+    confidence: Confidence | None = Field(None, description="With logprobs: how sure the model was of `text`.")
+    logprobs: list[TokenLogprob] | None = Field(None, description="With logprobs: each output token of `text`.")
+    prompt_logprobs: list[TokenLogprob | None] | None = Field(
+        None, description="With prompt_logprobs: each prompt token (the first has none)."
+    )
+    samples: list[Sample] | None = Field(None, description="With n > 1: every sample, in the engine's order.")
 
 
 class GenerateResult(Completion):
@@ -74,6 +180,12 @@ class GenerateResult(Completion):
 
     model: str
     parsed: Any | None = Field(None, description="The output parsed as JSON, when json_schema was given.")
+    tool_calls: list[ToolCall] | None = Field(
+        None, description="The calls the model made (finish_reason `tool_calls`): run them, answer with tool turns."
+    )
+    reasoning: str | None = Field(
+        None, description="The model's reasoning, apart from `text` (with include_reasoning and a reasoning parser)."
+    )
 
 
 class TokenCount(BaseModel):

@@ -38,10 +38,15 @@ def check_size(chars: int, limit: int | None, what: str) -> None:
 
 
 async def prompt_token_ids(
-    engine: EngineBackend, prompt: str | None, messages: list[ChatMessage] | None, max_chars: int | None = None
+    engine: EngineBackend,
+    prompt: str | None,
+    messages: list[ChatMessage] | None,
+    max_chars: int | None = None,
+    tools: list[dict] | None = None,
 ) -> list[int]:
-    """Token ids for exactly one of a raw prompt or a chat, tokenized off the event loop when large; says what to
-    fix otherwise (neither or both, empty, over `max_chars`)."""
+    """Token ids for exactly one of a raw prompt or a chat (with `tools` shown to templates that show them),
+    tokenized off the event loop when large; says what to fix otherwise (neither or both, empty, over
+    `max_chars`, tools with a raw prompt)."""
     if (prompt is None) == (messages is None):
         raise InputError("Give exactly one of `prompt` (raw text) or `messages` (a chat), not both or neither.")
     if messages is not None:
@@ -49,7 +54,9 @@ async def prompt_token_ids(
             raise InputError("`messages` is empty: give at least one message, e.g. {'role': 'user', 'content': ...}.")
         chars = sum(len(m.content or "") for m in messages)
         check_size(chars, max_chars, "`messages`")
-        return await _tokenize(chars, engine.tokenize_chat, messages)
+        return await _tokenize(chars, lambda turns: engine.tokenize_chat(turns, tools), messages)
+    if tools:
+        raise InputError("`tools` need `messages` (a chat): the model's chat template is what shows it the tools.")
     if not prompt:
         raise InputError("`prompt` is empty: give the text to continue.")
     check_size(len(prompt), max_chars, "`prompt`")
@@ -151,9 +158,10 @@ class Recorder:
         job_id: str | None = None,
         adapter: Adapter | None = None,
         priority: str | None = None,
+        on_text: Callable[[str], None] | None = None,
     ) -> Completion:
-        """Generate (scheduled by `priority`, "interactive" or "bulk", else by `kind`), then record (errors too,
-        cancellations as `cancelled`)."""
+        """Generate (scheduled by `priority`, "interactive" or "bulk", else by `kind`; streamed to `on_text` when
+        given), then record (errors too, cancellations as `cancelled`)."""
         row = {
             "client": client,
             "kind": kind,
@@ -165,7 +173,8 @@ class Recorder:
             with self.admitted(client, kind, job_id):
                 salt = self.salt_for(client)
                 order = priority_of(kind, priority) if self.prioritize else 0
-                completion = await self.engine.generate(token_ids, sampling, uuid.uuid4().hex, adapter, salt, order)
+                request_id = uuid.uuid4().hex
+                completion = await self.engine.generate(token_ids, sampling, request_id, adapter, salt, order, on_text)
         except BaseException as exc:
             status = "error" if isinstance(exc, Exception) else "cancelled"
             self.metrics.observe_error(status)

@@ -281,6 +281,7 @@ class JobRunner:
             settings.task_retention_s,
             settings.benchmark_retention_s,
             settings.usage_retention_s,
+            settings.conversation_retention_s,
         )
         for job_id in [j for j in self._progress if j not in self._tasks]:
             del self._progress[job_id]

@@ -300,9 +300,18 @@ class Store:
         return {"jobs": jobs, "items": items}
 
     # --- retention ---
-    def prune(self, now: float, jobs_s: float, tasks_s: float, benchmarks_s: float, usage_s: float) -> dict[str, int]:
+    def prune(
+        self,
+        now: float,
+        jobs_s: float,
+        tasks_s: float,
+        benchmarks_s: float,
+        usage_s: float,
+        conversations_s: float = float("inf"),
+    ) -> dict[str, int]:
         """Delete what is past its retention: finished jobs (and their items) last updated before `now - jobs_s`,
-        tasks past their ttl or `tasks_s`, benchmark runs and usage minutes past theirs. Open jobs stay."""
+        tasks past their ttl or `tasks_s`, benchmark runs, usage minutes and idle conversations (with their
+        turns) past theirs. Open jobs stay."""
         self.flush()
         old_jobs = "status not in ('queued', 'running') and updated_at < ?"
         with self.db.conn:
@@ -320,6 +329,11 @@ class Store:
             ).rowcount
             counts["usage"] = self.db.execute(
                 "delete from usage where minute < ?", [int((now - usage_s) // 60)]
+            ).rowcount
+            idle = "select id from conversations where updated_at < ?"
+            self.db.execute(f"delete from turns where conversation_id in ({idle})", [now - conversations_s])
+            counts["conversations"] = self.db.execute(
+                "delete from conversations where updated_at < ?", [now - conversations_s]
             ).rowcount
         return counts
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
@@ -90,8 +91,17 @@ class EngineBackend(Protocol):
         """Token ids of a raw prompt, as the engine would tokenize it."""
         ...
 
-    def tokenize_chat(self, messages: list[ChatMessage]) -> list[int]:
-        """Token ids of a chat, the model's chat template applied with a generation prompt."""
+    def tokenize_chat(self, messages: list[ChatMessage], tools: list[dict] | None = None) -> list[int]:
+        """Token ids of a chat, the model's chat template applied with a generation prompt (and `tools`, in
+        OpenAI's shape, for templates that show the model its tools)."""
+        ...
+
+    def tool_calls_in(self, parser_name: str, text: str, tools: list[dict]) -> tuple[list[dict], str]:
+        """The calls in a completion's text, by vLLM's tool-call parser `parser_name`, and the text around them."""
+        ...
+
+    def reasoning_in(self, parser_name: str, text: str) -> tuple[str | None, str]:
+        """A completion's reasoning and answer, split by vLLM's reasoning parser `parser_name`."""
         ...
 
     def detokenize(self, token_ids: list[int]) -> str: ...
@@ -104,10 +114,12 @@ class EngineBackend(Protocol):
         adapter: Adapter | None = None,
         cache_salt: str | None = None,
         priority: int = 0,
+        on_text: Callable[[str], None] | None = None,
     ) -> Completion:
         """Run one request to completion (with a LoRA adapter if given; its prefix-cache entries salted with
         `cache_salt`, so only requests with the same salt share them; scheduled by `priority`, lower first, under
-        vLLM's priority policy); cancelling the caller aborts it."""
+        vLLM's priority policy; with `on_text`, streamed: it hears the first sample's text so far as it grows);
+        cancelling the caller aborts it."""
         ...
 
     async def prompt_logprobs(self, token_ids: list[int], request_id: str) -> list[float]:
@@ -138,10 +150,11 @@ class Tokenizing:
     def tokenize_text(self, text: str) -> list[int]:
         return list(self._tokenizer.encode(text))
 
-    def tokenize_chat(self, messages: list[ChatMessage]) -> list[int]:
-        turns = [m.model_dump() for m in messages]
+    def tokenize_chat(self, messages: list[ChatMessage], tools: list[dict] | None = None) -> list[int]:
+        turns = [m.template_dict() for m in messages]
+        extra = {"tools": tools} if tools else {}
         try:
-            text = self._tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+            text = self._tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True, **extra)
         except Exception as exc:  # jinja raises on turn orders or roles a template does not allow
             raise InputError(f"The model's chat template rejected these messages: {exc}") from exc
         return list(self._tokenizer.encode(text, add_special_tokens=False))

@@ -23,8 +23,19 @@ from typing import Any
 
 from mcp_llm.background import repeating
 from mcp_llm.engine.base import Adapter, EngineState, EngineStats, Tokenizing, bind_engine_series, output_budget
+from mcp_llm.engine.parsers import Parsing
 from mcp_llm.errors import InputError, Retryable, Unavailable
-from mcp_llm.schemas import Completion, EngineConfig, SamplingOptions, Timing, Usage, tokens_per_s
+from mcp_llm.schemas import (
+    Completion,
+    Confidence,
+    EngineConfig,
+    Sample,
+    SamplingOptions,
+    Timing,
+    TokenLogprob,
+    Usage,
+    tokens_per_s,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +103,7 @@ async def _watching_phase(log_file: Path | None, on_phase: Callable[[str], None]
         yield
 
 
-class LocalEngine(Tokenizing):
+class LocalEngine(Tokenizing, Parsing):
     """An `AsyncLLM` in this process (its engine core in a child process)."""
 
     backend = "local"
@@ -205,8 +216,12 @@ class LocalEngine(Tokenizing):
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
         # a client's schema was checked where it entered (generate, batch, jobs, flows): schema_guard
-        structured = StructuredOutputsParams(json=options.json_schema) if options.json_schema is not None else None
+        structured = None
+        if options.constrained:
+            constraint = {"json": options.json_schema, "choice": options.choice}
+            structured = StructuredOutputsParams(**constraint, regex=options.regex, grammar=options.grammar)
         return SamplingParams(
+            n=options.n,
             max_tokens=max_tokens,
             temperature=options.temperature,
             top_p=options.top_p,
@@ -217,6 +232,8 @@ class LocalEngine(Tokenizing):
             frequency_penalty=options.frequency_penalty,
             repetition_penalty=options.repetition_penalty,
             ignore_eos=options.ignore_eos,
+            logprobs=options.logprobs,
+            prompt_logprobs=options.prompt_logprobs,
             structured_outputs=structured,
             output_kind=RequestOutputKind.FINAL_ONLY,
         )
@@ -250,8 +267,10 @@ class LocalEngine(Tokenizing):
         adapter: Adapter | None = None,
         cache_salt: str | None = None,
         priority: int = 0,
+        on_text: Callable[[str], None] | None = None,
     ) -> Completion:
         from vllm.exceptions import VLLMValidationError
+        from vllm.sampling_params import RequestOutputKind
         from vllm.v1.engine.exceptions import EngineDeadError
 
         if self.dead:
@@ -260,6 +279,8 @@ class LocalEngine(Tokenizing):
             raise Unavailable(f"The engine is {self.state.value}; retry in a moment.")
         max_tokens = output_budget(len(token_ids), self.max_model_len, options.max_tokens)
         params = self._sampling_params(options, max_tokens)
+        if on_text is not None:  # each output holds the text so far (else only the final one comes)
+            params.output_kind = RequestOutputKind.CUMULATIVE
         lora = self._lora_request(adapter)
         final = None
         self._inflight.add(request_id)
@@ -268,14 +289,20 @@ class LocalEngine(Tokenizing):
             stream = self._llm.generate(prompt, params, request_id, lora_request=lora, priority=priority)
             async for output in stream:
                 final = output
+                if on_text is not None:
+                    on_text(output.outputs[0].text)
         except VLLMValidationError as exc:
+            raise InputError(f"The engine rejected the request: {exc}") from exc
+        except ValueError as exc:  # vLLM's input checks (a regex it cannot compile) raise plain ValueErrors too
+            if final is not None:
+                raise
             raise InputError(f"The engine rejected the request: {exc}") from exc
         except EngineDeadError as exc:
             raise self._lost() from exc
         finally:
             self._inflight.discard(request_id)
         assert final is not None
-        return _completion(final)
+        return _completion(final, options)
 
     @property
     def dead(self) -> bool:
@@ -500,11 +527,12 @@ def _stats_recorder(target: EngineStats) -> Any:
     return StatsRecorder
 
 
-def _completion(output: Any) -> Completion:
+def _completion(output: Any, options: SamplingOptions) -> Completion:
     """Our result from vLLM's final RequestOutput and its per-request timing stats."""
-    choice = output.outputs[0]
+    samples = [_sample(choice, options) for choice in output.outputs]
     prompt_tokens = len(output.prompt_token_ids or ())
-    completion_tokens = len(choice.token_ids)
+    completion_tokens = sum(s.completion_tokens for s in samples)
+    longest = max(s.completion_tokens for s in samples)
     stats = output.metrics
     total_ms = queue_ms = ttft_ms = tpot_ms = None
     if stats is not None and stats.first_token_ts:
@@ -512,16 +540,24 @@ def _completion(output: Any) -> Completion:
         ttft_ms = stats.first_token_latency * 1000
         decode_ms = (stats.last_token_ts - stats.first_token_ts) * 1000
         total_ms = ttft_ms + decode_ms
-        if completion_tokens > 1:
-            tpot_ms = decode_ms / (completion_tokens - 1)
+        if longest > 1:
+            tpot_ms = decode_ms / (longest - 1)
     total_ms = total_ms or 0.0
+    first = samples[0]
+    prompt_logprobs = None
+    if options.prompt_logprobs is not None and output.prompt_logprobs is not None:
+        ids, top = output.prompt_token_ids, options.prompt_logprobs
+        prompt_logprobs = [
+            None if at is None else _token_logprob(ids[i], at, top) for i, at in enumerate(output.prompt_logprobs)
+        ]
     return Completion(
-        text=choice.text,
-        finish_reason=choice.finish_reason,
+        text=first.text,
+        finish_reason=first.finish_reason,
         usage=Usage(
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             total_tokens=prompt_tokens + completion_tokens,
+            cached_tokens=getattr(output, "num_cached_tokens", None),
         ),
         timing=Timing(
             queue_ms=queue_ms,
@@ -530,7 +566,35 @@ def _completion(output: Any) -> Completion:
             total_ms=total_ms,
             tokens_per_s=tokens_per_s(completion_tokens, total_ms),
         ),
+        confidence=first.confidence,
+        logprobs=first.logprobs,
+        prompt_logprobs=prompt_logprobs,
+        samples=samples if len(samples) > 1 else None,
     )
+
+
+def _sample(choice: Any, options: SamplingOptions) -> Sample:
+    """One of vLLM's CompletionOutputs, with its tokens' log-probabilities when asked for."""
+    logprobs = None
+    if options.logprobs is not None and choice.logprobs is not None:
+        logprobs = [
+            _token_logprob(tid, at, options.logprobs) for tid, at in zip(choice.token_ids, choice.logprobs, strict=True)
+        ]
+    return Sample(
+        text=choice.text,
+        finish_reason=choice.finish_reason,
+        completion_tokens=len(choice.token_ids),
+        confidence=Confidence.of([t.logprob for t in logprobs]) if logprobs is not None else None,
+        logprobs=logprobs,
+    )
+
+
+def _token_logprob(token_id: int, at: dict[int, Any], top: int = 0) -> TokenLogprob:
+    """A position's sampled token (`token_id`) and, with `top`, its most likely alternatives (by vLLM's rank)."""
+    chosen = at[token_id]
+    ranked = sorted(at.items(), key=lambda item: item[1].rank or 0)[:top] if top else None
+    alternatives = [TokenLogprob(token=lp.decoded_token or "", logprob=lp.logprob) for _, lp in ranked or ()]
+    return TokenLogprob(token=chosen.decoded_token or "", logprob=chosen.logprob, top=alternatives or None)
 
 
 def _version(path: str) -> tuple[int, int]:

@@ -14,15 +14,27 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from mcp_llm.engine.base import Adapter, EngineState, EngineStats, Tokenizing, output_budget, routing_key
+from mcp_llm.engine.parsers import Parsing
 from mcp_llm.errors import Busy, InputError, Retryable, Unavailable
 from mcp_llm.schema_guard import check_forwardable
-from mcp_llm.schemas import Completion, EngineConfig, SamplingOptions, Timing, Usage, tokens_per_s
+from mcp_llm.schemas import (
+    Completion,
+    Confidence,
+    EngineConfig,
+    Sample,
+    SamplingOptions,
+    Timing,
+    TokenLogprob,
+    Usage,
+    tokens_per_s,
+)
 from mcp_llm.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,7 +45,7 @@ class RemoteUnavailable(Retryable):
     sent again once it is back."""
 
 
-class RemoteEngine(Tokenizing):
+class RemoteEngine(Tokenizing, Parsing):
     """An `EngineBackend` that forwards to a remote vLLM OpenAI-compatible server."""
 
     backend = "openai"
@@ -140,7 +152,12 @@ class RemoteEngine(Tokenizing):
         }
         if options.json_schema is not None:
             check_forwardable(options.json_schema)  # a remote vLLM never sees a ref to anything outside the schema
-            body["structured_outputs"] = {"json": options.json_schema}
+        if options.constrained:
+            constraint = {"json": options.json_schema, "choice": options.choice}
+            constraint |= {"regex": options.regex, "grammar": options.grammar}
+            body["structured_outputs"] = {k: v for k, v in constraint.items() if v is not None}
+        body |= {"n": options.n} if options.n > 1 else {}
+        body |= {"logprobs": options.logprobs, "prompt_logprobs": options.prompt_logprobs}
         return {k: v for k, v in body.items() if v is not None}
 
     async def generate(
@@ -151,6 +168,7 @@ class RemoteEngine(Tokenizing):
         adapter: Adapter | None = None,
         cache_salt: str | None = None,
         priority: int = 0,
+        on_text: Callable[[str], None] | None = None,
     ) -> Completion:
         if self.state is not EngineState.READY:
             raise RemoteUnavailable(f"The vLLM server at {self.base_url} is unreachable ({self.detail}); retry later.")
@@ -161,16 +179,19 @@ class RemoteEngine(Tokenizing):
         assert task is not None
         self._inflight.add(task)
         try:
-            return await self._stream(body, header, len(token_ids))
+            return await self._stream(body, header, len(token_ids), on_text)
         finally:
             self._inflight.discard(task)
 
-    async def _stream(self, body: dict, headers: dict[str, str], prompt_tokens: int) -> Completion:
-        """POST a streamed completion and gather its chunks; leaving early closes the stream (vLLM aborts)."""
+    async def _stream(
+        self, body: dict, headers: dict[str, str], prompt_tokens: int, on_text: Callable[[str], None] | None = None
+    ) -> Completion:
+        """POST a streamed completion and gather its chunks (per sample with `n`); leaving early closes the stream
+        (vLLM aborts)."""
         started = time.perf_counter()
         first = last = None
-        parts: list[str] = []
-        finish_reason, usage = None, None
+        samples: dict[int, _Gathered] = {}
+        usage = None
         try:
             async with self._client.stream("POST", "/v1/completions", json=body, headers=headers) as response:
                 if response.status_code != 200:
@@ -185,23 +206,28 @@ class RemoteEngine(Tokenizing):
                     for choice in chunk.get("choices", ()):
                         last = time.perf_counter()
                         first = first or last
-                        parts.append(choice.get("text") or "")
-                        finish_reason = choice.get("finish_reason") or finish_reason
+                        samples.setdefault(choice.get("index", 0), _Gathered()).add(choice)
+                    if on_text is not None and 0 in samples:
+                        on_text("".join(samples[0].parts))
         except httpx.TransportError as exc:
             raise RemoteUnavailable(f"The vLLM server at {self.base_url} failed mid-request: {_describe(exc)}") from exc
         if usage is None:
             raise RemoteUnavailable(f"The vLLM server at {self.base_url} ended the stream without its usage chunk.")
         completion_tokens = int(usage.get("completion_tokens", 0))
+        gathered = [samples[i].sample(body.get("logprobs")) for i in sorted(samples)] or [_Gathered().sample(None)]
+        longest = max(s.completion_tokens for s in gathered) if len(gathered) > 1 else completion_tokens
         ttft_ms = (first - started) * 1000 if first else None
         total_ms = ((last or time.perf_counter()) - started) * 1000
-        tpot_ms = (last - first) * 1000 / (completion_tokens - 1) if first and last and completion_tokens > 1 else None
+        tpot_ms = (last - first) * 1000 / (longest - 1) if first and last and longest > 1 else None
+        head = gathered[0]
         return Completion(
-            text="".join(parts),
-            finish_reason=finish_reason,
+            text=head.text,
+            finish_reason=head.finish_reason,
             usage=Usage(
                 prompt_tokens=int(usage.get("prompt_tokens", prompt_tokens)),
                 completion_tokens=completion_tokens,
                 total_tokens=int(usage.get("prompt_tokens", prompt_tokens)) + completion_tokens,
+                cached_tokens=(usage.get("prompt_tokens_details") or {}).get("cached_tokens"),
             ),
             timing=Timing(
                 ttft_ms=ttft_ms,
@@ -209,6 +235,9 @@ class RemoteEngine(Tokenizing):
                 total_ms=total_ms,
                 tokens_per_s=tokens_per_s(completion_tokens, total_ms),
             ),
+            confidence=head.confidence,
+            logprobs=head.logprobs,
+            samples=gathered if len(gathered) > 1 else None,
         )
 
     async def prompt_logprobs(self, token_ids: list[int], request_id: str) -> list[float]:
@@ -275,6 +304,37 @@ class RemoteEngine(Tokenizing):
                 await self._poller
         await self._client.aclose()
         self.state = EngineState.STOPPED
+
+
+class _Gathered:
+    """One sample's streamed chunks: its text, finish reason, and tokens with log-probabilities (OpenAI's
+    completions shape: `tokens`, `token_logprobs`, `top_logprobs`)."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.finish_reason: str | None = None
+        self.tokens: list[TokenLogprob] = []
+
+    def add(self, choice: dict) -> None:
+        self.parts.append(choice.get("text") or "")
+        self.finish_reason = choice.get("finish_reason") or self.finish_reason
+        found = choice.get("logprobs") or {}
+        tops = found.get("top_logprobs") or [None] * len(found.get("tokens") or ())
+        for token, logprob, top in zip(
+            found.get("tokens") or (), found.get("token_logprobs") or (), tops, strict=False
+        ):
+            alternatives = [TokenLogprob(token=t, logprob=lp) for t, lp in (top or {}).items()]
+            self.tokens.append(TokenLogprob(token=token, logprob=logprob, top=alternatives or None))
+
+    def sample(self, logprobs: int | None) -> Sample:
+        tokens = self.tokens if logprobs is not None else None
+        return Sample(
+            text="".join(self.parts),
+            finish_reason=self.finish_reason,
+            completion_tokens=len(self.tokens) if tokens is not None else len(self.parts),
+            confidence=Confidence.of([t.logprob for t in tokens]) if tokens is not None else None,
+            logprobs=tokens,
+        )
 
 
 def _load_tokenizer(name: str, trust_remote_code: bool) -> Any:

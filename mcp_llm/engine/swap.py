@@ -120,8 +120,14 @@ class SwappableEngine:
     def tokenize_text(self, text: str) -> list[int]:
         return self._engine.tokenize_text(text)
 
-    def tokenize_chat(self, messages: list[ChatMessage]) -> list[int]:
-        return self._engine.tokenize_chat(messages)
+    def tokenize_chat(self, messages: list[ChatMessage], tools: list[dict] | None = None) -> list[int]:
+        return self._engine.tokenize_chat(messages, tools)
+
+    def tool_calls_in(self, parser_name: str, text: str, tools: list[dict]) -> tuple[list[dict], str]:
+        return self._engine.tool_calls_in(parser_name, text, tools)
+
+    def reasoning_in(self, parser_name: str, text: str) -> tuple[str | None, str]:
+        return self._engine.reasoning_in(parser_name, text)
 
     def detokenize(self, token_ids: list[int]) -> str:
         return self._engine.detokenize(token_ids)
@@ -143,9 +149,10 @@ class SwappableEngine:
         adapter: Adapter | None = None,
         cache_salt: str | None = None,
         priority: int = 0,
+        on_text: Callable[[str], None] | None = None,
     ) -> Completion:
         engine = await self._admit()
-        completion = await engine.generate(token_ids, options, request_id, adapter, cache_salt, priority)
+        completion = await engine.generate(token_ids, options, request_id, adapter, cache_salt, priority, on_text)
         if completion.finish_reason == "abort" and engine.state is not EngineState.READY:
             raise SwapAborted(
                 "This request was aborted: the server swapped models and it was still running after "

@@ -22,7 +22,18 @@ from mcp_llm.server import arg_errors, auth, dashboard, http, prompts, resources
 from mcp_llm.server.stdio_guard import AnswerMalformed
 from mcp_llm.server.subscriptions import Notifications
 from mcp_llm.server.tasks import Tasks, declare_tasks, mark_task_tools
-from mcp_llm.server.tools import adapters, batch, bench, embed, flows, generate, models, tuning, usage
+from mcp_llm.server.tools import (
+    adapters,
+    batch,
+    bench,
+    conversations,
+    embed,
+    flows,
+    generate,
+    models,
+    tuning,
+    usage,
+)
 from mcp_llm.server.tools.common import strict_tool
 from mcp_llm.settings import Settings
 
@@ -40,8 +51,10 @@ def package_version() -> str:
 INSTRUCTIONS = """\
 mcp-llm serves a local LLM through an in-process vLLM engine shared by every client.
 Use `generate` for one completion (chat `messages` or raw `prompt`; temperature 0 is deterministic;
-`json_schema` constrains the output), `batch` for many prompts at once (a persisted job; `wait=false`
-returns a job id for `job_status`/`job_results`), `count_tokens` to check a prompt fits the context.
+`json_schema`, `choice`, `regex` or `grammar` constrain the output; `tools` let the model call functions;
+`logprobs` adds a confidence summary), `chat` for a conversation the server keeps (`fork_conversation`,
+`delete_conversation`), `batch` for many prompts at once (a persisted job; `wait=false` returns a job id
+for `job_status`/`job_results`), `count_tokens` to check a prompt fits the context.
 `solve`, `refine` and `summarize_large` let your model reason (MCP sampling) while this engine acts.
 `quantize` makes a smaller checkpoint and reports its size, perplexity and speed; `load_model` serves it.
 Read `model://config` for the model and limits, `metrics://engine` for live latency and load.
@@ -60,7 +73,7 @@ async def _serve_engine(settings: Settings, runtime: Runtime, stop: asyncio.Even
 
 def all_tools() -> list[Tool]:
     """Every tool, with strict arguments."""
-    families = (generate, batch, flows, models, adapters, embed, bench, tuning, usage)
+    families = (generate, conversations, batch, flows, models, adapters, embed, bench, tuning, usage)
     return [strict_tool(fn) for family in families for fn in family.TOOLS]
 
 

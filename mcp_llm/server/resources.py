@@ -17,6 +17,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
 from mcp_llm.core import accounting
+from mcp_llm.core.conversations import Conversations
 from mcp_llm.core.jobs import item_of, job_status_of, page_bounds
 from mcp_llm.core.registry.adapters import registry as adapter_registry
 from mcp_llm.core.registry.models import info, registry
@@ -119,6 +120,18 @@ async def job_results_page(runtime: Runtime, job_id: str, page: str) -> str:
     return json.dumps(body | {"next": following})
 
 
+async def conversation(runtime: Runtime, conversation_id: str) -> str:
+    """A conversation's turns, each with its token counts (prompt, from the prefix cache, answer)."""
+    svc = await ready(runtime)
+    kept = Conversations(svc.store)
+    try:
+        row = kept.get(conversation_id, principal())
+    except InputError as exc:
+        raise ResourceNotFoundError(str(exc)) from exc
+    turns = [{k: v for k, v in t.items() if k != "conversation_id"} for t in kept.turns(conversation_id)]
+    return json.dumps(row | {"turns": turns}, indent=2)
+
+
 async def my_usage(runtime: Runtime) -> str:
     """The caller's usage over the last 24 hours by hour and the last 30 days by day, and its quotas."""
     svc, caller = await ready(runtime), principal()
@@ -188,6 +201,17 @@ RESOURCES: list[tuple[Handler, dict[str, Any]]] = [
             name="clients_usage",
             title="Every client's usage (admins)",
             description="Requests, errors, prompt and output tokens per client and day over 30 days.",
+            mime_type="application/json",
+        ),
+    ),
+    (
+        conversation,
+        dict(
+            uri="conversations://{conversation_id}",
+            name="conversation",
+            title="A conversation",
+            description="A `chat` conversation of yours: every turn, with its prompt tokens, how many came from the "
+            "prefix cache, and its answer's tokens.",
             mime_type="application/json",
         ),
     ),

@@ -9,10 +9,30 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from mcp_llm.core.schemas import AdapterInfo, LevelRow, ModelInfo, Workload
-from mcp_llm.schemas import ChatMessage, EngineConfig, JobStatus
+from mcp_llm.schemas import ChatMessage, EngineConfig, JobStatus, Timing, Usage
 
 SAMPLE_S = 2.0  # the dashboard: one history point every 2 s ...
 Goal = Literal["throughput", "latency"]
+
+
+class ChatResult(BaseModel):
+    """The `chat` tool's result: the answer to one turn of a kept conversation."""
+
+    conversation_id: str = Field(description="Pass it to the next `chat` call; conversations://{id} shows the thread.")
+    turn: int = Field(description="The answer's turn number in the conversation (0 = the first turn).")
+    text: str
+    finish_reason: str | None
+    usage: Usage = Field(description="This turn's tokens; cached_tokens: the earlier turns served from the cache.")
+    timing: Timing
+    dropped_turns: int = Field(0, description="Oldest turns left out of this request to fit the context.")
+    notes: list[str] = Field(default_factory=list)
+    reasoning: str | None = Field(None, description="The model's reasoning (include_reasoning, --reasoning-parser).")
+
+
+class Forked(BaseModel):
+    conversation_id: str = Field(description="The new conversation.")
+    forked_from: str
+    turns: int = Field(description="Turns copied into it.")
 
 
 class SwapConfirmation(BaseModel):

@@ -104,6 +104,16 @@ class EngineSettings(BaseModel):
     max_loras: int | None = Field(None, ge=1, description="Adapters in one engine batch at once (vLLM's 1).")
     max_lora_rank: int | None = Field(None, ge=1, description="Largest adapter rank the engine accepts (vLLM's 16).")
     max_cpu_loras: int | None = Field(None, ge=1, description="Adapters kept loaded in CPU memory.")
+    tool_call_parser: str | None = Field(
+        None,
+        description="vLLM's tool-call parser for the model's call format (hermes, llama3_json, mistral, ...): "
+        "lets `generate` take tool_choice `auto` (required and named tools work without it).",
+    )
+    reasoning_parser: str | None = Field(
+        None,
+        description="vLLM's reasoning parser (deepseek_r1, qwen3, ...): answers come with the model's reasoning "
+        "apart from `text` (returned with include_reasoning).",
+    )
     embedding_model: str | None = Field(
         None, description="Embedding model for `embed`: `default` (bundled all-MiniLM-L6-v2), a path or hub id."
     )

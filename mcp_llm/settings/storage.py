@@ -30,6 +30,9 @@ class StorageSettings(BaseModel):
     )
     benchmark_retention_s: float = Field(90 * 86400, gt=0, description="Stored benchmark runs are deleted after this.")
     usage_retention_s: float = Field(400 * 86400, gt=0, description="Per-minute usage rows are deleted after this.")
+    conversation_retention_s: float = Field(
+        30 * 86400, gt=0, description="Conversations (`chat`) idle this long are deleted with their turns."
+    )
     max_database_bytes: int = Field(
         10 << 30, ge=1 << 20, description="A new job is refused while the database is larger than this."
     )

@@ -45,3 +45,21 @@ async def test_langgraph_example_over_http_with_a_token(secure_http: HttpServer)
     )
     assert done.returncode == 0, done.stderr[-3000:]
     check(json.loads(done.stdout))
+
+
+async def test_langgraph_tool_agent_decides_with_the_local_model(secure_http: HttpServer) -> None:
+    """The tool-using agent: our engine picks the tool and its arguments, the graph runs it, our engine answers."""
+    agent = [sys.executable, str(REPO / "examples" / "langgraph_tool_agent.py")]
+    done = subprocess.run(
+        [*agent, "--http", secure_http.url, "--token", SECURE_TOKENS["carol"], "What is the weather in Oslo?"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = json.loads(done.stdout)
+    assert state["calls"] and state["answer"], state
+    assert [t["role"] for t in state["turns"]][:2] == ["user", "assistant"] and state["turns"][-1]["role"] == "tool"
+    for call in state["calls"]:
+        assert call["name"] in ("get_weather", "add") and call["arguments"], call

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from mcp_llm.core.conversations import Conversations
 from mcp_llm.core.jobs import JobProgress, JobRunner
 from mcp_llm.core.store import Store
 from mcp_llm.errors import InputError
@@ -38,6 +39,12 @@ def test_rows_past_their_retention_go_and_the_rest_stay(tmp_path: Path) -> None:
         store.db["benchmarks"].insert({"id": bench_id, "created_at": NOW - age * DAY, "rows": "[]"})
     for minute in (int((NOW - 500 * DAY) // 60), int(NOW // 60)):
         store.db["usage"].insert({"client": "alice", "minute": minute, "kind": "generate", "requests": 1})
+    kept = Conversations(store)
+    for name, age in (("c-old", 31), ("c-new", 29)):
+        created = kept.create("alice", system=f"{name}'s system")
+        kept.append(created, [{"role": "user", "content": "hi"}])
+        store.db["conversations"].update(created, {"updated_at": NOW - age * DAY})
+        store.db["conversations"].update(created, {"forked_from": name})
     settings = Settings(data_dir=tmp_path)
     counts = store.prune(
         NOW,
@@ -45,8 +52,10 @@ def test_rows_past_their_retention_go_and_the_rest_stay(tmp_path: Path) -> None:
         settings.task_retention_s,
         settings.benchmark_retention_s,
         settings.usage_retention_s,
+        settings.conversation_retention_s,
     )
-    assert counts == {"items": 2, "jobs": 1, "tasks": 2, "benchmarks": 1, "usage": 1}
+    assert counts == {"items": 2, "jobs": 1, "tasks": 2, "benchmarks": 1, "usage": 1, "conversations": 1}
+    assert [r["forked_from"] for r in store.db["conversations"].rows] == ["c-new"] and store.db["turns"].count == 2
     assert sorted(r["id"] for r in store.db["jobs"].rows) == ["new-done", "old-open"]
     assert store.db["items"].count == 4 and [r["task_id"] for r in store.db["tasks"].rows] == ["t-new"]
     assert [r["id"] for r in store.db["benchmarks"].rows] == ["b-new"] and store.db["usage"].count == 1

@@ -104,6 +104,23 @@ def m006_usage(db: sqlite_utils.Database) -> None:
     )
 
 
+def m007_conversations(db: sqlite_utils.Database) -> None:
+    """Conversations `chat` keeps: one row each (its owner), one row per turn."""
+    db["conversations"].create(
+        {"id": str, "client": str, "created_at": float, "updated_at": float, "forked_from": str},
+        pk="id",
+        if_not_exists=True,
+    )
+    db["turns"].create(
+        {"conversation_id": str, "idx": int, "role": str, "content": str, "at": float}
+        | {"prompt_tokens": int, "cached_tokens": int, "completion_tokens": int},
+        pk=("conversation_id", "idx"),
+        foreign_keys=[("conversation_id", "conversations", "id")],
+        if_not_exists=True,
+    )
+    db["conversations"].create_index(["client", "updated_at"], if_not_exists=True)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m001_tables,
     m002_job_leases,
@@ -111,4 +128,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m004_indexes,
     m005_owners,
     m006_usage,
+    m007_conversations,
 ]

@@ -10,7 +10,7 @@ import inspect
 import math
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -21,6 +21,7 @@ from mcp.server.mcpserver.tools import Tool
 from mcp_types import CallToolResult, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from mcp_llm.background import repeating
 from mcp_llm.core import access, loadtest
 from mcp_llm.core.access import Principal
 from mcp_llm.core.jobs import item_of, job_status_of, result_pages
@@ -114,6 +115,38 @@ async def _send_progress(ctx: Context, done: float, total: float | None, message
         hooks.on_progress(message)
         return
     await ctx.report_progress(done, total, message)  # sent only when the caller gave a progress token
+
+
+def wants_progress(ctx: Context) -> bool:
+    """Whether progress reaches the caller: it gave a progress token (JSON-RPC) or a progress callback
+    (in-process). The SDK keeps both on the request's dispatch context and offers no public test, so this reads
+    them there; on a dispatcher it does not know, it answers yes (progress then costs a little, never lost)."""
+    outbound = getattr(ctx.request_context.session, "_request_outbound", None)
+    while hasattr(outbound, "_inner"):  # a wrapper (the 2026 line's, refusing server requests) around it
+        outbound = outbound._inner
+    for where in ("_progress_token", "_on_progress"):
+        if hasattr(outbound, where):
+            return getattr(outbound, where) is not None
+    return True
+
+
+@contextlib.asynccontextmanager
+async def live_text(ctx: Context, interval_s: float) -> AsyncIterator[Callable[[str], None] | None]:
+    """For a caller with a progress token: a callback that takes the answer's text so far, sent to the caller
+    as progress messages at most every `interval_s` (hosts that show progress show the answer growing). None
+    otherwise: the engine then runs the request unstreamed, with no per-token work."""
+    if not wants_progress(ctx):
+        yield None
+        return
+    latest, sent = [""], [""]
+
+    async def send() -> None:
+        if latest[0] != sent[0]:
+            sent[0] = latest[0]
+            await report_progress(ctx, len(sent[0]), None, sent[0])
+
+    async with repeating(send, interval_s):
+        yield lambda text: latest.__setitem__(0, text)
 
 
 def _waiting_for(ctx: Context) -> str | None:

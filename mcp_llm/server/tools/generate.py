@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from mcp_llm.core.inference import parse_structured, prompt_token_ids, structured_validator
+from mcp_llm.core import answers
+from mcp_llm.core.inference import prompt_token_ids, structured_validator
 from mcp_llm.core.registry import adapters
+from mcp_llm.core.tool_use import tool_use
 from mcp_llm.schemas import ChatMessage, GenerateResult, SamplingOptions, TokenCount
 from mcp_llm.server.tools.common import (
     AdapterArg,
     client_name,
     flat_sampling_options,
+    live_text,
     principal_of,
     services_of,
     tool_errors,
@@ -38,25 +41,60 @@ async def generate(
         Literal["interactive", "bulk"] | None,
         Field(description="Scheduling: interactive (default) goes ahead of bulk work; bulk yields to others' calls."),
     ] = None,
+    tools: Annotated[
+        list[dict[str, Any]] | None,
+        Field(
+            description="Functions the model may call, OpenAI's shape: "
+            "[{'type': 'function', 'function': {'name', 'description', 'parameters': JSON Schema}}]. Needs messages."
+        ),
+    ] = None,
+    tool_choice: Annotated[
+        str | dict[str, Any] | None,
+        Field(
+            description="auto (default with tools: the model decides; needs the server's --tool-call-parser), none, "
+            "required (some call, constrained: any model), or a tool's name (that call, constrained)."
+        ),
+    ] = None,
+    include_reasoning: Annotated[
+        bool, Field(description="Return the model's reasoning in `reasoning` (with the server's --reasoning-parser).")
+    ] = False,
+    pick: Annotated[
+        answers.Pick,
+        Field(description="With n > 1, which sample is `text`: the first, or the most confident (mean logprob)."),
+    ] = "first",
 ) -> GenerateResult:
     """Generate text with the served model.
 
     Give `messages` for a chat (the model's chat template is applied) or `prompt` for raw
     completion. Sampling options are top-level arguments (temperature 0 = deterministic).
-    With `json_schema` the output is constrained to that schema and returned parsed too.
+    Structured output (one mode at most): `json_schema` (returned parsed too), `choice`, `regex` or `grammar`.
+    With `tools` the model may call functions: `tool_calls` holds each call with its arguments checked against
+    the tool's schema; answer with an assistant turn carrying those `tool_calls` and a `tool` turn per result.
+    `logprobs` returns token log-probabilities and a `confidence` summary; `n` draws several samples.
+    With the server's --reasoning-parser, reasoning never appears in `text` (`include_reasoning` returns it).
     With `adapter` a registered LoRA adapter shapes the answer (same engine, same batch as everyone else).
+    Called with a progress token, the answer's text so far arrives in progress messages as it grows.
     Returns the text, why it stopped, token usage and timing (TTFT, total, tokens/s).
     """
     svc = services_of(ctx)
+    settings = svc.settings
+    use = await tool_use(tools, tool_choice, settings.tool_call_parser)
+    sampling = answers.for_picking(use.constrain(sampling) if use else sampling, pick)
     validator = await structured_validator(sampling.json_schema)  # checked (no remote refs) off the loop
-    token_ids = await prompt_token_ids(svc.engine, prompt, messages, svc.settings.max_input_chars)
+    templated = use.templated if use else None
+    token_ids = await prompt_token_ids(svc.engine, prompt, messages, settings.max_input_chars, templated)
     lora = adapters.resolve_adapter(svc, adapter, principal_of(ctx))
     client = client_name(ctx)
-    completion = await svc.recorder.complete(
-        token_ids, sampling, client=client, kind="generate", adapter=lora, priority=priority
+    async with live_text(ctx, settings.progress_interval_s) as on_text:
+        completion = await svc.recorder.complete(
+            token_ids, sampling, client=client, kind="generate", adapter=lora, priority=priority, on_text=on_text
+        )
+    completion, reasoning = answers.split_reasoning(svc.engine, settings.reasoning_parser, completion)
+    completion, parsed, calls = await answers.answer(
+        svc.engine, answers.picked(completion, pick), sampling, validator, use
     )
-    parsed = await parse_structured(completion, sampling.json_schema, validator)
-    return GenerateResult(**completion.model_dump(), model=svc.engine.model_name, parsed=parsed)
+    fields = completion.model_dump() | {"reasoning": reasoning if include_reasoning else None}
+    return GenerateResult(**fields, model=svc.engine.model_name, parsed=parsed, tool_calls=calls)
 
 
 @tool_errors
