@@ -57,6 +57,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         data_dir=tmp_path_factory.mktemp("data"),
         models_dir=MODELS_DIR,
         max_model_len=2048,
+        max_num_seqs=32,  # two engine batches (fair-serving tests queue past one) cost an eighth of vLLM's 256
         drain_timeout_s=5,
         progress_interval_s=0.1,
         embedding_model="default",  # `embed` is tested against the bundled all-MiniLM-L6-v2

@@ -47,8 +47,38 @@ async def test_chat_answers_paris_and_times_the_request(on: Client) -> None:
     out = result.structured_content
     assert not result.is_error, result.content
     assert out["text"] == "The capital of France is Paris."
-    assert out["usage"] == {"prompt_tokens": 37, "completion_tokens": 8, "total_tokens": 45}
+    usage = {k: out["usage"][k] for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+    assert usage == {"prompt_tokens": 37, "completion_tokens": 8, "total_tokens": 45}
     assert 0 < out["timing"]["ttft_ms"] <= out["timing"]["total_ms"] and out["timing"]["tpot_ms"] > 0
+
+
+async def test_agent_options_work_the_same_on_both(on: Client) -> None:
+    """choice, logprobs with alternatives, n samples and a constrained tool call, local and remote alike."""
+    picked = await on.call_tool("generate", {"messages": CHAT, "choice": ["Paris", "Lyon"], "temperature": 0})
+    assert picked.structured_content["text"] in ("Paris", "Lyon"), picked.content
+    scored = (await on.call_tool("generate", {"prompt": "1, 2, 3,", "max_tokens": 3, "logprobs": 2})).structured_content
+    assert len(scored["logprobs"]) == 3 and all(len(t["top"]) == 2 for t in scored["logprobs"])
+    assert 0 < scored["confidence"]["min_prob"] <= scored["confidence"]["mean_prob"] <= 1
+    drawn = (
+        await on.call_tool("generate", {"prompt": "Hi", "n": 2, "max_tokens": 4, "temperature": 1})
+    ).structured_content
+    assert len(drawn["samples"]) == 2 and drawn["text"] == drawn["samples"][0]["text"]
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "locate",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string", "maxLength": 20}},
+                "required": ["city"],
+            },
+        },
+    }
+    called = await on.call_tool(
+        "generate", {"messages": CHAT, "tools": [tool], "tool_choice": "locate", "max_tokens": 30, "temperature": 0}
+    )
+    (call,) = called.structured_content["tool_calls"]
+    assert call["name"] == "locate" and isinstance(call["arguments"]["city"], str), called.content
 
 
 async def test_prompt_stop_and_max_tokens(on: Client) -> None:
