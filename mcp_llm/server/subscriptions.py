@@ -28,8 +28,13 @@ from typing import Any
 import mcp_types as types
 from mcp.server.lowlevel import Server as LowLevelServer
 from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 
+from mcp_llm.core.jobs import job_status_of
 from mcp_llm.core.services import Runtime, Services
+from mcp_llm.errors import InputError
+from mcp_llm.server.auth import principal
 
 WATCHED = ("model://config", "metrics://engine", "jobs://")  # the resources whose changes are announced
 SEND_TIMEOUT_S = 5.0
@@ -107,6 +112,8 @@ class Subscriptions:
 
         async def listen_handler(ctx: Any, params: types.SubscriptionsListenRequestParams) -> Any:
             uris = list(params.notifications.resource_subscriptions or ())
+            for uri in uris:
+                self._check_readable(uri)
             self._watch(uris)
             self._listening.update(uris)
             try:
@@ -124,6 +131,7 @@ class Subscriptions:
             self._sessions[connection] = set()
             _on_close(connection, lambda: self._sessions.pop(connection, None))
         uri = str(params.uri)
+        self._check_readable(uri)
         self._watch([uri])
         self._sessions[connection].add(uri)
         return types.EmptyResult()
@@ -131,6 +139,17 @@ class Subscriptions:
     async def _unsubscribe(self, ctx: Any, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
         self._sessions.get(_connection(ctx.session), set()).discard(str(params.uri))
         return types.EmptyResult()
+
+    def _check_readable(self, uri: str) -> None:
+        """A job's updates go only to who may read the job (its owner, admins): another client's job id answers
+        as unknown, exactly as reading it would."""
+        svc = self.runtime.services
+        if svc is None or not uri.startswith("jobs://"):
+            return
+        try:
+            job_status_of(svc, uri.removeprefix("jobs://").split("/")[0], principal())
+        except InputError as exc:
+            raise MCPError(code=INVALID_PARAMS, message=str(exc)) from exc
 
     def subscribers(self, uri: str) -> int:
         """Sessions and listen streams watching `uri`."""

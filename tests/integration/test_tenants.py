@@ -64,6 +64,11 @@ async def test_a_users_job_is_not_found_for_another_user_and_the_admin_sees_and_
             await bob.read_resource(f"jobs://{short_job}")
         with pytest.raises(MCPError, match="No job"):
             await bob.read_resource(f"jobs://{short_job}/results/1")
+    async with client_as(url, "tok-bob", mode="legacy") as bob:  # nor hear its updates
+        with pytest.raises(MCPError, match=f"No job '{short_job}'"):
+            await bob.subscribe_resource(f"jobs://{short_job}")
+    async with client_as(url, "tok-alice", mode="legacy") as alice:
+        await alice.subscribe_resource(f"jobs://{short_job}")
     async with client_as(url, "tok-alice") as alice:
         mine = {j["job_id"] for j in (await alice.call_tool("list_jobs", {})).structured_content["result"]}
         assert mine == {long_job, short_job}
