@@ -1,6 +1,6 @@
 # The two set-up commands of the README: `make serve` and `make test`. Both install what they need.
 ARGS ?=
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=40
 
 .PHONY: setup serve test test-quick lint
 
