@@ -120,7 +120,8 @@ async def test_batch_keeps_order_reports_progress_and_isolates_a_bad_item(on: Cl
     assert [r["index"] for r in results] == list(range(16))
     assert results[6]["status"] == "error" and "2048" in results[6]["error"]
     assert [r["usage"]["prompt_tokens"] for r in results if r["index"] in (0, 7)] == [2, 8]
-    assert seen and seen == sorted(seen) and seen[-1] == 16
+    # progress only grows; a keep-alive after the last item may add a fraction (the values must keep increasing)
+    assert seen and seen == sorted(seen) and 16 in seen and seen[-1] < 17
 
 
 async def test_a_cancelled_call_frees_its_engine_slot(on: Client, backend: tuple[MCPServer, Services]) -> None:
