@@ -98,6 +98,11 @@ class SamplingOptions(BaseModel):
     def constrained(self) -> bool:
         return any(getattr(self, name) is not None for name in CONSTRAINTS)
 
+    def structured_outputs(self) -> dict[str, Any] | None:
+        """The constraint under vLLM's `StructuredOutputsParams` names (`json` for json_schema); None without one."""
+        given = {"json": self.json_schema, "choice": self.choice, "regex": self.regex, "grammar": self.grammar}
+        return {k: v for k, v in given.items() if v is not None} or None
+
 
 class Usage(BaseModel):
     prompt_tokens: int

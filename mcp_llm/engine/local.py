@@ -216,10 +216,8 @@ class LocalEngine(Tokenizing, Parsing):
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
         # a client's schema was checked where it entered (generate, batch, jobs, flows): schema_guard
-        structured = None
-        if options.constrained:
-            constraint = {"json": options.json_schema, "choice": options.choice}
-            structured = StructuredOutputsParams(**constraint, regex=options.regex, grammar=options.grammar)
+        constraint = options.structured_outputs()
+        structured = StructuredOutputsParams(**constraint) if constraint else None
         return SamplingParams(
             n=options.n,
             max_tokens=max_tokens,

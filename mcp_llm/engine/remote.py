@@ -152,10 +152,7 @@ class RemoteEngine(Tokenizing, Parsing):
         }
         if options.json_schema is not None:
             check_forwardable(options.json_schema)  # a remote vLLM never sees a ref to anything outside the schema
-        if options.constrained:
-            constraint = {"json": options.json_schema, "choice": options.choice}
-            constraint |= {"regex": options.regex, "grammar": options.grammar}
-            body["structured_outputs"] = {k: v for k, v in constraint.items() if v is not None}
+        body["structured_outputs"] = options.structured_outputs()
         body |= {"n": options.n} if options.n > 1 else {}
         body |= {"logprobs": options.logprobs, "prompt_logprobs": options.prompt_logprobs}
         return {k: v for k, v in body.items() if v is not None}
