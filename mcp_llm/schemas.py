@@ -76,15 +76,22 @@ class SamplingOptions(BaseModel):
     )
     logprobs: int | None = Field(
         None,
+        strict=True,  # `false` would read as 0, which still returns log-probabilities
         ge=0,
         le=MAX_LOGPROBS,
         description="Return each output token's log-probability with this many top alternatives (0: none), and a "
         "confidence summary (mean and lowest token probability, perplexity).",
     )
     prompt_logprobs: int | None = Field(
-        None, ge=0, le=MAX_LOGPROBS, description="Also each prompt token's log-probability (with alternatives)."
+        None,
+        strict=True,
+        ge=0,
+        le=MAX_LOGPROBS,
+        description="Also each prompt token's log-probability (with alternatives).",
     )
-    n: int = Field(1, ge=1, le=16, description="Samples to draw for the prompt (each returned in `samples`).")
+    n: int = Field(
+        1, strict=True, ge=1, le=16, description="Samples to draw for the prompt (each returned in `samples`)."
+    )
     ignore_eos: bool = Field(False, description="Keep generating past end-of-sequence (benchmarks).")
 
     @model_validator(mode="after")

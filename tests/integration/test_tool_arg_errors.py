@@ -10,6 +10,27 @@ from tests.support.errors import PYDANTIC
 
 pytestmark = pytest.mark.anyio
 
+# generate's agent options out of range or of the wrong type (a boolean too: `logprobs: false` is no 0)
+AGENT_OPTIONS = [
+    ("generate", {"prompt": "hi", **bad}, expected)
+    for bad, expected in [
+        ({"logprobs": -1}, "`logprobs` must be between 0 and 20; got -1"),
+        ({"logprobs": 21}, "`logprobs` must be between 0 and 20; got 21"),
+        ({"logprobs": "many"}, '`logprobs` must be a whole number; got "many"'),
+        ({"logprobs": False}, "`logprobs` must be a whole number; got false"),
+        ({"logprobs": 2.5}, "`logprobs` must be a whole number; got 2.5"),
+        ({"prompt_logprobs": -3}, "`prompt_logprobs` must be between 0 and 20; got -3"),
+        ({"prompt_logprobs": 100}, "`prompt_logprobs` must be between 0 and 20; got 100"),
+        ({"prompt_logprobs": [1]}, "`prompt_logprobs` must be a whole number; got [1]"),
+        ({"n": 0}, "`n` must be between 1 and 16; got 0"),
+        ({"n": -2}, "`n` must be between 1 and 16; got -2"),
+        ({"n": 17}, "`n` must be between 1 and 16; got 17"),
+        ({"n": "three"}, '`n` must be a whole number; got "three"'),
+        ({"n": None}, "`n` must be a whole number; got null"),
+        ({"n": True}, "`n` must be a whole number; got true"),
+    ]
+]
+
 
 @pytest.mark.parametrize(
     ("tool", "arguments", "expected"),
@@ -25,6 +46,7 @@ pytestmark = pytest.mark.anyio
         ("usage", {"since_hours": 0}, "`since_hours` must be greater than 0"),
         ("share_adapter", {"nme": "x"}, "unknown argument `nme`; did you mean `name`?"),
         ("share_adapter", {"name": "x", "shared": "maybe"}, "`shared` must be true or false"),
+        *AGENT_OPTIONS,
     ],
 )
 async def test_tool_calls_with_wrong_arguments_get_the_advice(

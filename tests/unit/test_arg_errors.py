@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mcp_llm.schemas import SamplingOptions
 from mcp_llm.server.arg_errors import describe
 from tests.support.errors import PYDANTIC
 
@@ -76,3 +77,19 @@ def test_nested_fields_are_named_by_their_path() -> None:
     text = describe(caught.value, ["messages"])
     assert "`messages[1].role` must be one of 'user' or 'assistant'" in text
     assert "unknown field `messages[1].colour`" in text
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"logprobs": 21}, "`logprobs` must be between 0 and 20; got 21"),
+        ({"logprobs": False}, "`logprobs` must be a whole number; got false"),
+        ({"prompt_logprobs": -1}, "`prompt_logprobs` must be between 0 and 20; got -1"),
+        ({"n": 0}, "`n` must be between 1 and 16; got 0"),
+        ({"n": True}, "`n` must be a whole number; got true"),
+    ],
+)
+def test_agent_options_take_whole_numbers_in_range_and_no_booleans(arguments: dict, expected: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        SamplingOptions.model_validate(arguments)
+    assert describe(caught.value, SamplingOptions.model_json_schema()["properties"]) == expected
