@@ -36,12 +36,15 @@ def picked(completion: Completion, pick: Pick) -> Completion:
 
 
 def split_reasoning(engine: EngineBackend, parser: str | None, completion: Completion) -> tuple[Completion, str | None]:
-    """The completion with only the answer in `text` (and in each sample's), and the reasoning split off; both
-    unchanged without a reasoning parser."""
+    """The completion with only the answer in `text` (and in each sample's), and the reasoning of `text` split
+    off; both unchanged without a reasoning parser. Each distinct text is parsed once: with `n` > 1, `text` is one
+    of the samples' (pick before splitting, so the reasoning is that of the sample picked)."""
     if parser is None:
         return completion, None
-    reasoning, text = engine.reasoning_in(parser, completion.text)
-    samples = [s.model_copy(update={"text": engine.reasoning_in(parser, s.text)[1]}) for s in completion.samples or ()]
+    texts = dict.fromkeys([completion.text, *(s.text for s in completion.samples or ())])
+    split = {text: engine.reasoning_in(parser, text) for text in texts}
+    reasoning, text = split[completion.text]
+    samples = [s.model_copy(update={"text": split[s.text][1]}) for s in completion.samples or ()]
     return completion.model_copy(update={"text": text, "samples": samples or None}), reasoning
 
 

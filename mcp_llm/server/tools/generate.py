@@ -89,10 +89,9 @@ async def generate(
         completion = await svc.recorder.complete(
             token_ids, sampling, client=client, kind="generate", adapter=lora, priority=priority, on_text=on_text
         )
+    completion = answers.picked(completion, pick)
     completion, reasoning = answers.split_reasoning(svc.engine, settings.reasoning_parser, completion)
-    completion, parsed, calls = await answers.answer(
-        svc.engine, answers.picked(completion, pick), sampling, validator, use
-    )
+    completion, parsed, calls = await answers.answer(svc.engine, completion, sampling, validator, use)
     fields = completion.model_dump() | {"reasoning": reasoning if include_reasoning else None}
     return GenerateResult(**fields, model=svc.engine.model_name, parsed=parsed, tool_calls=calls)
 
