@@ -2,8 +2,12 @@
 
 Requests go to `/v1/completions` as token ids (we tokenize with the served model's own tokenizer, so token
 budgets, chat templates and counts are exactly those of the in-process engine), streamed so that TTFT and
-TPOT are measured and closing the stream aborts the request on the server. vLLM's own request options
-(structured outputs, `ignore_eos`, `cache_salt`) travel in the body; a LoRA adapter is the model name.
+TPOT are measured and closing the stream aborts the request on the server; unstreamed (one JSON answer, no
+per-token work here) when no caller wants live text and the server reports each request's own TTFT and TPOT
+(`vllm serve --enable-per-request-metrics`). Completions go through aiohttp (its C HTTP parser: on the H200,
+httpx's pool and per-chunk parsing saturated our event loop at 64 streams), the rest through httpx. vLLM's own
+request options (structured outputs, `ignore_eos`, `cache_salt`) travel in the body; a LoRA adapter is the model
+name.
 Scheduler stats come from the remote `/metrics`, polled in the background and parsed with prometheus_client.
 """
 
@@ -17,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -59,6 +64,8 @@ class RemoteEngine(Tokenizing, Parsing):
         self._config_labels: dict[str, str] = {}
         self._inflight: set[asyncio.Task] = set()
         self._poller: asyncio.Task | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.server_timing = False  # the remote reports each request's TTFT and TPOT (unstreamed requests suffice)
         self.base_url = str(client.base_url).rstrip("/")
         self.adapter_names: list[str] = []
         self.state = EngineState.READY
@@ -90,6 +97,7 @@ class RemoteEngine(Tokenizing, Parsing):
         engine = cls(settings, client, model, tokenizer)
         engine.adapter_names = sorted(m["id"] for m in models["data"] if m.get("parent"))
         await engine._poll_metrics()
+        engine.server_timing = settings.remote_stream == "auto" and await engine._reports_timing()
         engine._poller = asyncio.create_task(engine._poll_forever())
         log.info("remote vLLM at %s serves %s (tokenizer %s)", base, model["id"], tokenizer_name)
         return engine
@@ -176,66 +184,107 @@ class RemoteEngine(Tokenizing, Parsing):
         assert task is not None
         self._inflight.add(task)
         try:
+            if on_text is None and options.n == 1 and self.server_timing:
+                return await self._unstreamed(body, header, len(token_ids))
             return await self._stream(body, header, len(token_ids), on_text)
         finally:
             self._inflight.discard(task)
+
+    def _completions(self, body: dict, headers: dict[str, str]) -> Any:
+        """POST /v1/completions on the shared aiohttp session (made on first use, in the serving loop)."""
+        if self._session is None:
+            timeout = aiohttp.ClientTimeout(
+                sock_connect=self._settings.remote_connect_timeout_s, sock_read=self._settings.remote_timeout_s
+            )
+            auth = {"Authorization": f"Bearer {self._settings.api_key}"} if self._settings.api_key else {}
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+            self._session = aiohttp.ClientSession(self.base_url, headers=auth, timeout=timeout, connector=connector)
+        return self._session.post("/v1/completions", json=body, headers=headers)
 
     async def _stream(
         self, body: dict, headers: dict[str, str], prompt_tokens: int, on_text: Callable[[str], None] | None = None
     ) -> Completion:
         """POST a streamed completion and gather its chunks (per sample with `n`); leaving early closes the stream
-        (vLLM aborts)."""
+        (vLLM aborts). Reads whatever bytes have arrived and parses the events in them (several per read under
+        load)."""
         started = time.perf_counter()
         first = last = None
         samples: dict[int, _Gathered] = {}
         usage = None
+        pending = b""
         try:
-            async with self._client.stream("POST", "/v1/completions", json=body, headers=headers) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    raise _http_error(response, self.base_url)
-                async for line in response.aiter_lines():
-                    if not line.startswith("data: ") or line == "data: [DONE]":
-                        continue
-                    chunk = json.loads(line[6:])
-                    if chunk.get("usage"):
-                        usage = chunk["usage"]
-                    for choice in chunk.get("choices", ()):
-                        last = time.perf_counter()
-                        first = first or last
-                        samples.setdefault(choice.get("index", 0), _Gathered()).add(choice)
-                    if on_text is not None and 0 in samples:
-                        on_text("".join(samples[0].parts))
-        except httpx.TransportError as exc:
+            async with self._completions(body, headers) as response:
+                if response.status != 200:
+                    raise _error_of(response.status, await response.text(), self.base_url)
+                try:
+                    async for data in response.content.iter_any():
+                        *events, pending = (pending + data).split(b"\n\n")
+                        now = time.perf_counter()
+                        for event in events:
+                            if not event.startswith(b"data: ") or event == b"data: [DONE]":
+                                continue
+                            chunk = json.loads(event[6:])
+                            if chunk.get("usage"):
+                                usage = chunk["usage"]
+                            for choice in chunk.get("choices", ()):
+                                last = now
+                                first = first or now
+                                samples.setdefault(choice.get("index", 0), _Gathered()).add(choice)
+                        if on_text is not None and 0 in samples:
+                            on_text("".join(samples[0].parts))
+                except BaseException:
+                    response.close()  # drop the connection: vLLM aborts the request, its slot frees at once
+                    raise
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise RemoteUnavailable(f"The vLLM server at {self.base_url} failed mid-request: {_describe(exc)}") from exc
         if usage is None:
             raise RemoteUnavailable(f"The vLLM server at {self.base_url} ended the stream without its usage chunk.")
-        completion_tokens = int(usage.get("completion_tokens", 0))
-        gathered = [samples[i].sample(body.get("logprobs")) for i in sorted(samples)] or [_Gathered().sample(None)]
-        longest = max(s.completion_tokens for s in gathered) if len(gathered) > 1 else completion_tokens
-        ttft_ms = (first - started) * 1000 if first else None
-        total_ms = ((last or time.perf_counter()) - started) * 1000
-        tpot_ms = (last - first) * 1000 / (longest - 1) if first and last and longest > 1 else None
-        head = gathered[0]
-        return Completion(
-            text=head.text,
-            finish_reason=head.finish_reason,
-            usage=Usage(
-                prompt_tokens=int(usage.get("prompt_tokens", prompt_tokens)),
-                completion_tokens=completion_tokens,
-                total_tokens=int(usage.get("prompt_tokens", prompt_tokens)) + completion_tokens,
-                cached_tokens=(usage.get("prompt_tokens_details") or {}).get("cached_tokens"),
-            ),
-            timing=Timing(
-                ttft_ms=ttft_ms,
-                tpot_ms=tpot_ms,
-                total_ms=total_ms,
-                tokens_per_s=tokens_per_s(completion_tokens, total_ms),
-            ),
-            confidence=head.confidence,
-            logprobs=head.logprobs,
-            samples=gathered if len(gathered) > 1 else None,
-        )
+        return _completion(samples, usage, body.get("logprobs"), prompt_tokens, started, first, last)
+
+    async def _post(self, body: dict, headers: dict[str, str]) -> dict:
+        """An unstreamed completion's JSON answer; leaving early closes the connection (vLLM aborts)."""
+        unstreamed = {k: v for k, v in body.items() if k != "stream_options"} | {"stream": False}
+        try:
+            async with self._completions(unstreamed, headers) as response:
+                try:
+                    if response.status != 200:
+                        raise _error_of(response.status, await response.text(), self.base_url)
+                    return await response.json(loads=json.loads, content_type=None)
+                except BaseException:
+                    response.close()
+                    raise
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RemoteUnavailable(f"The vLLM server at {self.base_url} failed mid-request: {_describe(exc)}") from exc
+
+    async def _unstreamed(self, body: dict, headers: dict[str, str], prompt_tokens: int) -> Completion:
+        """One JSON answer, no per-token work here: TTFT (queue + first token) and TPOT from the server's own
+        per-request metrics."""
+        started = time.perf_counter()
+        found = await self._post(body, headers)
+        samples: dict[int, _Gathered] = {}
+        for choice in found["choices"]:
+            samples.setdefault(choice.get("index", 0), _Gathered()).add(choice)
+        completion = _completion(samples, found["usage"], body.get("logprobs"), prompt_tokens, started, None, None)
+        timing = _server_timing(found.get("metrics"))
+        return completion.model_copy(update={"timing": completion.timing.model_copy(update=timing)})
+
+    async def _reports_timing(self) -> bool:
+        """Whether the remote reports per-request TTFT and TPOT (one unstreamed 1-token request); False when not,
+        or when the probe fails (streaming then measures them here)."""
+        body = {"model": self.model_name, "prompt": self._tokenizer.encode("Hi"), "max_tokens": 1, "stream": False}
+        try:
+            found = await self._post(body, {})
+        except Exception as exc:
+            log.info("remote %s: per-request metrics probe failed (%s): streaming", self.base_url, _describe(exc))
+            return False
+        reports = bool(_server_timing(found.get("metrics")))
+        if not reports:
+            log.info(
+                "the vLLM server at %s reports no per-request metrics: requests are streamed to time them "
+                "(start it with --enable-per-request-metrics to save that work)",
+                self.base_url,
+            )
+        return reports
 
     async def prompt_logprobs(self, token_ids: list[int], request_id: str) -> list[float]:
         raise InputError(
@@ -300,6 +349,8 @@ class RemoteEngine(Tokenizing, Parsing):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
         await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
         self.state = EngineState.STOPPED
 
 
@@ -334,6 +385,45 @@ class _Gathered:
         )
 
 
+def _completion(
+    samples: dict[int, _Gathered],
+    usage: dict,
+    logprobs: int | None,
+    prompt_tokens: int,
+    started: float,
+    first: float | None,
+    last: float | None,
+) -> Completion:
+    """The completion of a remote request: its samples gathered (by index), vLLM's usage, and the times it was
+    sent, gave its first output and its last (first and last None when unstreamed)."""
+    completion_tokens = int(usage.get("completion_tokens", 0))
+    gathered = [samples[i].sample(logprobs) for i in sorted(samples)] or [_Gathered().sample(None)]
+    longest = max(s.completion_tokens for s in gathered) if len(gathered) > 1 else completion_tokens
+    ttft_ms = (first - started) * 1000 if first else None
+    total_ms = ((last or time.perf_counter()) - started) * 1000
+    tpot_ms = (last - first) * 1000 / (longest - 1) if first and last and longest > 1 else None
+    head = gathered[0]
+    return Completion(
+        text=head.text,
+        finish_reason=head.finish_reason,
+        usage=Usage(
+            prompt_tokens=int(usage.get("prompt_tokens", prompt_tokens)),
+            completion_tokens=completion_tokens,
+            total_tokens=int(usage.get("prompt_tokens", prompt_tokens)) + completion_tokens,
+            cached_tokens=(usage.get("prompt_tokens_details") or {}).get("cached_tokens"),
+        ),
+        timing=Timing(
+            ttft_ms=ttft_ms,
+            tpot_ms=tpot_ms,
+            total_ms=total_ms,
+            tokens_per_s=tokens_per_s(completion_tokens, total_ms),
+        ),
+        confidence=head.confidence,
+        logprobs=head.logprobs,
+        samples=gathered if len(gathered) > 1 else None,
+    )
+
+
 def _load_tokenizer(name: str, trust_remote_code: bool) -> Any:
     """The served model's tokenizer, loaded the way vLLM loads it."""
     from vllm.tokenizers.registry import get_tokenizer
@@ -352,20 +442,34 @@ async def _get_json(client: httpx.AsyncClient, path: str) -> Any:
 
 
 def _http_error(response: httpx.Response, base_url: str) -> Exception:
+    """Our error for a non-200 httpx answer (see _error_of)."""
+    return _error_of(response.status_code, response.text, base_url)
+
+
+def _error_of(status: int, text: str, base_url: str) -> Exception:
     """Our error for a non-200 answer: 5xx may pass (retry), 429 is busy, 4xx means the request must change."""
     try:
-        detail = response.json().get("error", {}).get("message") or response.text
+        detail = json.loads(text).get("error", {}).get("message") or text
     except (ValueError, AttributeError):
-        detail = response.text
+        detail = text
     detail = str(detail)[:500]
     where = f"The vLLM server at {base_url}"
-    if response.status_code >= 500:
-        return RemoteUnavailable(f"{where} failed ({response.status_code}): {detail}")
-    if response.status_code == 429:
+    if status >= 500:
+        return RemoteUnavailable(f"{where} failed ({status}): {detail}")
+    if status == 429:
         return Busy(f"{where} is busy (429): {detail}")
-    if response.status_code in (401, 403):
-        return Unavailable(f"{where} refused our credentials ({response.status_code}): check --api-key.")
-    return InputError(f"{where} rejected the request ({response.status_code}): {detail}")
+    if status in (401, 403):
+        return Unavailable(f"{where} refused our credentials ({status}): check --api-key.")
+    return InputError(f"{where} rejected the request ({status}): {detail}")
+
+
+def _server_timing(metrics: dict | None) -> dict[str, float]:
+    """TTFT (queue + first token), queue time and TPOT from vLLM's per-request metrics; empty when it sent none."""
+    if not metrics or metrics.get("time_to_first_token_ms") is None:
+        return {}
+    queue = metrics.get("queue_time_ms")
+    timing = {"ttft_ms": metrics["time_to_first_token_ms"] + (queue or 0.0), "queue_ms": queue}
+    return timing | ({"tpot_ms": metrics["mean_itl_ms"]} if metrics.get("mean_itl_ms") else {})
 
 
 def _describe(exc: BaseException) -> str:

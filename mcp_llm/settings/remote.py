@@ -21,6 +21,11 @@ class RemoteSettings(BaseModel):
     remote_timeout_s: float = Field(600.0, gt=0, description="Longest wait for a remote answer's next bytes.")
     remote_connect_timeout_s: float = Field(10.0, gt=0, description="Longest wait to connect to the remote server.")
     remote_stats_interval_s: float = Field(1.0, gt=0, description="How often the remote /metrics is read.")
+    remote_stream: Literal["auto", "always"] = Field(
+        "auto",
+        description="`auto`: unstreamed requests when the remote reports per-request metrics (vllm serve "
+        "--enable-per-request-metrics) and no caller wants live text; `always`: stream every request.",
+    )
 
     @model_validator(mode="after")
     def _backend_has_url(self) -> Self:
