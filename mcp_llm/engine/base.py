@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from mcp_llm.errors import InputError
-from mcp_llm.schemas import ChatMessage, Completion, EngineConfig, SamplingOptions
+from mcp_llm.schemas import ChatMessage, Completion, EngineConfig, SamplingOptions, TokenLogprob
 
 # What a session-routing router in front of a remote vLLM keeps on one replica: a batch job's id, else the client.
 routing_key: ContextVar[str | None] = ContextVar("routing_key", default=None)
@@ -179,6 +179,15 @@ def output_budget(prompt_tokens: int, max_model_len: int, max_tokens: int) -> in
 
 
 ENGINE_SERIES = "_vllm_series"  # the attribute of an engine's EngineStats holding its vllm:* registry
+
+
+def token_logprob(token_id: int, at: dict[int, Any], top: int = 0) -> TokenLogprob:
+    """A position's sampled token (`token_id`) and, with `top`, its most likely alternatives (by vLLM's rank),
+    from vLLM's `{token id: Logprob}` at that position (in-process, or rebuilt from a remote server's JSON)."""
+    chosen = at[token_id]
+    ranked = sorted(at.items(), key=lambda item: item[1].rank or 0)[:top] if top else None
+    alternatives = [TokenLogprob(token=lp.decoded_token or "", logprob=lp.logprob) for _, lp in ranked or ()]
+    return TokenLogprob(token=chosen.decoded_token or "", logprob=chosen.logprob, top=alternatives or None)
 
 
 def bind_engine_series(stats: EngineStats, registry: Any) -> None:

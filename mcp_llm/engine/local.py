@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from mcp_llm.background import repeating
-from mcp_llm.engine.base import Adapter, EngineState, EngineStats, Tokenizing, bind_engine_series, output_budget
+from mcp_llm.engine.base import (
+    Adapter,
+    EngineState,
+    EngineStats,
+    Tokenizing,
+    bind_engine_series,
+    output_budget,
+    token_logprob,
+)
 from mcp_llm.engine.parsers import Parsing
 from mcp_llm.errors import InputError, Retryable, Unavailable
 from mcp_llm.schemas import (
@@ -32,7 +40,6 @@ from mcp_llm.schemas import (
     Sample,
     SamplingOptions,
     Timing,
-    TokenLogprob,
     Usage,
     tokens_per_s,
 )
@@ -218,23 +225,26 @@ class LocalEngine(Tokenizing, Parsing):
         # a client's schema was checked where it entered (generate, batch, jobs, flows): schema_guard
         constraint = options.structured_outputs()
         structured = StructuredOutputsParams(**constraint) if constraint else None
-        return SamplingParams(
-            n=options.n,
-            max_tokens=max_tokens,
-            temperature=options.temperature,
-            top_p=options.top_p,
-            top_k=options.top_k or 0,
-            stop=options.stop,
-            seed=options.seed,
-            presence_penalty=options.presence_penalty,
-            frequency_penalty=options.frequency_penalty,
-            repetition_penalty=options.repetition_penalty,
-            ignore_eos=options.ignore_eos,
-            logprobs=options.logprobs,
-            prompt_logprobs=options.prompt_logprobs,
-            structured_outputs=structured,
-            output_kind=RequestOutputKind.FINAL_ONLY,
-        )
+        try:
+            return SamplingParams(
+                n=options.n,
+                max_tokens=max_tokens,
+                temperature=options.temperature,
+                top_p=options.top_p,
+                top_k=options.top_k or 0,
+                stop=options.stop,
+                seed=options.seed,
+                presence_penalty=options.presence_penalty,
+                frequency_penalty=options.frequency_penalty,
+                repetition_penalty=options.repetition_penalty,
+                ignore_eos=options.ignore_eos,
+                logprobs=options.logprobs,
+                prompt_logprobs=options.prompt_logprobs,
+                structured_outputs=structured,
+                output_kind=RequestOutputKind.FINAL_ONLY,
+            )
+        except Exception as exc:  # it only validates (VLLMValidationError, ValueError in older vLLMs): in its words
+            raise InputError(f"vLLM refused the request's options: {exc}") from exc
 
     def _lora_request(self, adapter: Adapter | None) -> Any:
         """vLLM's LoRARequest for an adapter: one stable int id per version of an adapter for this engine's life (a
@@ -546,7 +556,7 @@ def _completion(output: Any, options: SamplingOptions) -> Completion:
     if options.prompt_logprobs is not None and output.prompt_logprobs is not None:
         ids, top = output.prompt_token_ids, options.prompt_logprobs
         prompt_logprobs = [
-            None if at is None else _token_logprob(ids[i], at, top) for i, at in enumerate(output.prompt_logprobs)
+            None if at is None else token_logprob(ids[i], at, top) for i, at in enumerate(output.prompt_logprobs)
         ]
     return Completion(
         text=first.text,
@@ -576,7 +586,7 @@ def _sample(choice: Any, options: SamplingOptions) -> Sample:
     logprobs = None
     if options.logprobs is not None and choice.logprobs is not None:
         logprobs = [
-            _token_logprob(tid, at, options.logprobs) for tid, at in zip(choice.token_ids, choice.logprobs, strict=True)
+            token_logprob(tid, at, options.logprobs) for tid, at in zip(choice.token_ids, choice.logprobs, strict=True)
         ]
     return Sample(
         text=choice.text,
@@ -585,14 +595,6 @@ def _sample(choice: Any, options: SamplingOptions) -> Sample:
         confidence=Confidence.of([t.logprob for t in logprobs]) if logprobs is not None else None,
         logprobs=logprobs,
     )
-
-
-def _token_logprob(token_id: int, at: dict[int, Any], top: int = 0) -> TokenLogprob:
-    """A position's sampled token (`token_id`) and, with `top`, its most likely alternatives (by vLLM's rank)."""
-    chosen = at[token_id]
-    ranked = sorted(at.items(), key=lambda item: item[1].rank or 0)[:top] if top else None
-    alternatives = [TokenLogprob(token=lp.decoded_token or "", logprob=lp.logprob) for _, lp in ranked or ()]
-    return TokenLogprob(token=chosen.decoded_token or "", logprob=chosen.logprob, top=alternatives or None)
 
 
 def _version(path: str) -> tuple[int, int]:

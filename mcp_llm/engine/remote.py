@@ -25,7 +25,15 @@ import aiohttp
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from mcp_llm.engine.base import Adapter, EngineState, EngineStats, Tokenizing, output_budget, routing_key
+from mcp_llm.engine.base import (
+    Adapter,
+    EngineState,
+    EngineStats,
+    Tokenizing,
+    output_budget,
+    routing_key,
+    token_logprob,
+)
 from mcp_llm.engine.parsers import Parsing
 from mcp_llm.errors import Busy, InputError, Retryable, Unavailable
 from mcp_llm.schema_guard import check_forwardable
@@ -184,8 +192,9 @@ class RemoteEngine(Tokenizing, Parsing):
         assert task is not None
         self._inflight.add(task)
         try:
-            if on_text is None and options.n == 1 and self.server_timing:
-                return await self._unstreamed(body, header, len(token_ids))
+            scored = options.prompt_logprobs is not None  # vLLM's server returns them only unstreamed
+            if scored or (on_text is None and options.n == 1 and self.server_timing):
+                return await self._unstreamed(body, header, token_ids)
             return await self._stream(body, header, len(token_ids), on_text)
         finally:
             self._inflight.discard(task)
@@ -256,17 +265,20 @@ class RemoteEngine(Tokenizing, Parsing):
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise RemoteUnavailable(f"The vLLM server at {self.base_url} failed mid-request: {_describe(exc)}") from exc
 
-    async def _unstreamed(self, body: dict, headers: dict[str, str], prompt_tokens: int) -> Completion:
+    async def _unstreamed(self, body: dict, headers: dict[str, str], token_ids: list[int]) -> Completion:
         """One JSON answer, no per-token work here: TTFT (queue + first token) and TPOT from the server's own
-        per-request metrics."""
+        per-request metrics (when it reports them); with `prompt_logprobs`, each prompt token scored."""
         started = time.perf_counter()
         found = await self._post(body, headers)
         samples: dict[int, _Gathered] = {}
         for choice in found["choices"]:
             samples.setdefault(choice.get("index", 0), _Gathered()).add(choice)
-        completion = _completion(samples, found["usage"], body.get("logprobs"), prompt_tokens, started, None, None)
+        completion = _completion(samples, found["usage"], body.get("logprobs"), len(token_ids), started, None, None)
         timing = _server_timing(found.get("metrics"))
-        return completion.model_copy(update={"timing": completion.timing.model_copy(update=timing)})
+        update = {"timing": completion.timing.model_copy(update=timing)}
+        if body.get("prompt_logprobs") is not None:
+            update["prompt_logprobs"] = self._prompt_logprobs(found["choices"][0], token_ids, body["prompt_logprobs"])
+        return completion.model_copy(update=update)
 
     async def _reports_timing(self) -> bool:
         """Whether the remote reports per-request TTFT and TPOT (one unstreamed 1-token request); False when not,
@@ -285,6 +297,18 @@ class RemoteEngine(Tokenizing, Parsing):
                 self.base_url,
             )
         return reports
+
+    def _prompt_logprobs(self, choice: dict, token_ids: list[int], top: int) -> list[TokenLogprob | None]:
+        """vLLM's `prompt_logprobs` of a completions choice (per position {token id: {logprob, rank, decoded_token}},
+        the first None) in the in-process engine's shape."""
+        from vllm.logprobs import Logprob
+
+        if choice.get("prompt_logprobs") is None:
+            raise InputError(f"The vLLM server at {self.base_url} returned no prompt_logprobs: leave them out.")
+        return [
+            None if at is None else token_logprob(tid, {int(k): Logprob(**v) for k, v in at.items()}, top)
+            for tid, at in zip(token_ids, choice["prompt_logprobs"], strict=True)
+        ]
 
     async def prompt_logprobs(self, token_ids: list[int], request_id: str) -> list[float]:
         raise InputError(

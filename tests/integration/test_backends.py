@@ -81,6 +81,32 @@ async def test_agent_options_work_the_same_on_both(on: Client) -> None:
     assert call["name"] == "locate" and isinstance(call["arguments"]["city"], str), called.content
 
 
+async def test_prompt_logprobs_score_each_prompt_token(on: Client) -> None:
+    """Remote: vLLM's server gives them only unstreamed, so such a request goes unstreamed (no TTFT)."""
+    arguments = {"prompt": "The capital of France is", "max_tokens": 2, "temperature": 0}
+    result = await on.call_tool("generate", arguments | {"prompt_logprobs": 2, "logprobs": 1})
+    out = result.structured_content
+    assert not result.is_error, result.content
+    scored = out["prompt_logprobs"]
+    assert scored[0] is None and len(scored) == out["usage"]["prompt_tokens"] == 5
+    assert "".join(t["token"] for t in scored[1:]) == " capital of France is"
+    assert all(t["logprob"] < 0 and len(t["top"]) == 2 and t["top"][0]["logprob"] >= t["logprob"] for t in scored[1:])
+    assert len(out["logprobs"]) == out["usage"]["completion_tokens"] and out["timing"]["total_ms"] > 0
+    plain = (await on.call_tool("generate", arguments)).structured_content
+    assert plain["prompt_logprobs"] is None and plain["text"] == out["text"]
+
+
+async def test_prompt_logprobs_agree_across_backends(app: MCPServer, remote_app: MCPServer) -> None:
+    arguments = {"prompt": "The capital of France is", "max_tokens": 1, "prompt_logprobs": 0}
+    scored = []
+    for served in (app, remote_app):
+        async with Client(served) as client:
+            scored.append((await client.call_tool("generate", arguments)).structured_content["prompt_logprobs"][1:])
+    local, remote = scored
+    assert [t["token"] for t in local] == [t["token"] for t in remote] and all(t["top"] is None for t in local + remote)
+    assert [t["logprob"] for t in local] == pytest.approx([t["logprob"] for t in remote], abs=0.05)
+
+
 async def test_prompt_stop_and_max_tokens(on: Client) -> None:
     cut = await on.call_tool("generate", {"prompt": "1, 2, 3, 4,", "max_tokens": 5, "temperature": 0})
     assert cut.structured_content["finish_reason"] == "length"

@@ -28,6 +28,8 @@ AGENT_OPTIONS = [
         ({"n": "three"}, '`n` must be a whole number; got "three"'),
         ({"n": None}, "`n` must be a whole number; got null"),
         ({"n": True}, "`n` must be a whole number; got true"),
+        ({"n": 2, "temperature": 0}, "n 2 samples need a temperature above 0"),
+        ({"n": 2, "prompt_logprobs": 1}, "ask for them with n 1"),
     ]
 ]
 

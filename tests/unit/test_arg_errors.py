@@ -87,6 +87,15 @@ def test_nested_fields_are_named_by_their_path() -> None:
         ({"prompt_logprobs": -1}, "`prompt_logprobs` must be between 0 and 20; got -1"),
         ({"n": 0}, "`n` must be between 1 and 16; got 0"),
         ({"n": True}, "`n` must be a whole number; got true"),
+        (
+            {"n": 3, "temperature": 0},
+            "n 3 samples need a temperature above 0 (at 0 every sample is the same greedy answer): "
+            "give a temperature such as 0.7, or n 1",
+        ),
+        (
+            {"n": 2, "prompt_logprobs": 0},
+            "prompt_logprobs score the prompt, the same for every sample: ask for them with n 1",
+        ),
     ],
 )
 def test_agent_options_take_whole_numbers_in_range_and_no_booleans(arguments: dict, expected: str) -> None:
