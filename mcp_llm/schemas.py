@@ -180,6 +180,16 @@ class Sample(BaseModel):
     logprobs: list[TokenLogprob] | None = None
 
 
+# What `logprobs`, `prompt_logprobs` and `n` add to a result (of `generate` and of each `batch` item)
+ConfidenceOut = Annotated[Confidence | None, Field(description="With logprobs: how sure the model was of `text`.")]
+LogprobsOut = Annotated[list[TokenLogprob] | None, Field(description="With logprobs: each output token of `text`.")]
+PromptLogprobsOut = Annotated[
+    list[TokenLogprob | None] | None, Field(description="With prompt_logprobs: each prompt token (the first has none).")
+]
+SamplesOut = Annotated[list[Sample] | None, Field(description="With n > 1: every sample, in the engine's order.")]
+SCORES = ("confidence", "logprobs", "prompt_logprobs", "samples")
+
+
 class Completion(BaseModel):
     """What the engine returns for one request (with `n` > 1: the first sample's text, all in `samples`)."""
 
@@ -187,12 +197,10 @@ class Completion(BaseModel):
     finish_reason: str | None = Field(description="stop, length or abort.")
     usage: Usage
     timing: Timing
-    confidence: Confidence | None = Field(None, description="With logprobs: how sure the model was of `text`.")
-    logprobs: list[TokenLogprob] | None = Field(None, description="With logprobs: each output token of `text`.")
-    prompt_logprobs: list[TokenLogprob | None] | None = Field(
-        None, description="With prompt_logprobs: each prompt token (the first has none)."
-    )
-    samples: list[Sample] | None = Field(None, description="With n > 1: every sample, in the engine's order.")
+    confidence: ConfidenceOut = None
+    logprobs: LogprobsOut = None
+    prompt_logprobs: PromptLogprobsOut = None
+    samples: SamplesOut = None
 
 
 class GenerateResult(Completion):
@@ -284,6 +292,10 @@ class BatchItem(BaseModel):
     usage: Usage | None = None
     timing: Timing | None = None
     error: str | None = None
+    confidence: ConfidenceOut = None
+    logprobs: LogprobsOut = None
+    prompt_logprobs: PromptLogprobsOut = None
+    samples: SamplesOut = None
 
 
 class JobResults(BaseModel):

@@ -28,7 +28,17 @@ from mcp_llm.core.inference import Recorder, parse_structured, prompt_token_ids,
 from mcp_llm.core.store import JOB_OPEN, Store, request_item
 from mcp_llm.engine.base import Adapter, routing_key
 from mcp_llm.errors import InputError, Retryable
-from mcp_llm.schemas import BatchItem, ChatMessage, Completion, JobStatus, SamplingOptions, Timing, Usage, tokens_per_s
+from mcp_llm.schemas import (
+    SCORES,
+    BatchItem,
+    ChatMessage,
+    Completion,
+    JobStatus,
+    SamplingOptions,
+    Timing,
+    Usage,
+    tokens_per_s,
+)
 
 if TYPE_CHECKING:
     from mcp_llm.core.services import Services
@@ -235,6 +245,7 @@ class JobRunner:
                 "prompt_tokens": completion.usage.prompt_tokens,
                 "completion_tokens": completion.usage.completion_tokens,
                 **completion.timing.model_dump(include={"queue_ms", "ttft_ms", "tpot_ms", "total_ms"}),
+                "scores": _scores(completion),
             },
         )
 
@@ -352,9 +363,16 @@ def job_status_of(svc: Services, job_id: str, principal: Principal | None = None
     )
 
 
+def _scores(completion: Completion) -> str | None:
+    """What logprobs, prompt_logprobs and n added to an item's completion, as stored (JSON); None without them."""
+    scores = completion.model_dump(include=set(SCORES), exclude_none=True)
+    return json.dumps(scores) if scores else None
+
+
 def item_of(row: dict) -> BatchItem:
     done = row["status"] == "done"
     return BatchItem(
+        **json.loads(row.get("scores") or "{}"),
         index=row["idx"],
         status=row["status"],
         text=row["text"],

@@ -31,6 +31,7 @@ ITEM_RESULT_COLUMNS = (
     "total_ms",
     "error",
     "finished_at",
+    "scores",
 )
 
 
@@ -235,7 +236,7 @@ class Store:
                 offset=offset,
                 limit=limit,
                 select="idx, status, text, finish_reason, prompt_tokens, "
-                "completion_tokens, queue_ms, ttft_ms, tpot_ms, total_ms, error",
+                "completion_tokens, queue_ms, ttft_ms, tpot_ms, total_ms, error, scores",
             )
         )
 

@@ -199,8 +199,6 @@ async def test_bad_inputs_say_what_to_fix(client: Client) -> None:
     assert "give n of 2 or more" in await refused(client, prompt="x", pick="most_confident")
     remote_ref = {"type": "function", "function": {"name": "f", "parameters": {"$ref": "https://example.com/s"}}}
     assert "$ref" in await refused(client, messages=asked, tools=[remote_ref], tool_choice="f")
-    batch = await client.call_tool("batch", {"prompts": ["a"], "logprobs": 1})
-    assert batch.is_error and "options of `generate`" in batch.content[0].text
 
 
 @pytest.mark.parametrize("mode", ["legacy", None])

@@ -74,6 +74,36 @@ async def test_wait_false_returns_a_job_to_poll_and_page(client: Client) -> None
     assert job_id in {j["job_id"] for j in listed}
 
 
+async def test_items_carry_logprobs_prompt_logprobs_and_samples_through_the_store(client: Client) -> None:
+    """The figures `generate` gives, per item, stored with the job: inline, by `job_results` and in `jobs://`."""
+    prompts = ["The capital of France is", "1, 2, 3,"]
+    fields = ("text", "confidence", "logprobs", "prompt_logprobs", "samples")
+    found = []
+    for options in (
+        {"max_tokens": 3, "ignore_eos": True, "seed": 5, "logprobs": 2, "n": 2},
+        {"max_tokens": 1, "temperature": 0, "prompt_logprobs": 1},
+    ):
+        done = (await client.call_tool("batch", {"prompts": prompts} | options)).structured_content
+        inline, job_id = done["results"], done["job"]["job_id"]
+        paged = (await client.call_tool("job_results", {"job_id": job_id})).structured_content["items"]
+        resource = json.loads((await client.read_resource(f"jobs://{job_id}")).contents[0].text)["items"]
+        assert [{f: i[f] for f in fields} for i in paged] == [{f: i[f] for f in fields} for i in inline]
+        assert [{f: i[f] for f in fields} for i in resource] == [{f: i[f] for f in fields} for i in inline]
+        found.append(inline)
+    sampled, scored = found
+    for item in sampled:
+        assert len(item["samples"]) == 2 and len(item["logprobs"]) == 3 and item["confidence"]["mean_prob"] > 0
+        assert item["prompt_logprobs"] is None
+    for item in scored:
+        assert item["prompt_logprobs"][0] is None and len(item["prompt_logprobs"]) == item["usage"]["prompt_tokens"]
+        assert item["samples"] is None and item["logprobs"] is None
+    alone = (await client.call_tool("generate", {"prompt": prompts[0], "prompt_logprobs": 1})).structured_content
+    figures = [[t["logprob"] for t in out["prompt_logprobs"][1:]] for out in (scored[0], alone)]
+    assert figures[0] == pytest.approx(figures[1], abs=0.01)  # in a batch of two or alone: the same figures
+    plain = (await client.call_tool("batch", {"prompts": prompts[:1], "max_tokens": 2})).structured_content
+    assert all(plain["results"][0][f] is None for f in fields[1:])
+
+
 async def test_cancel_job_stops_engine_work(client: Client, services: Services) -> None:
     prompts = [f"Story {i}:" for i in range(16)]
     args = {"prompts": prompts, "max_tokens": 512, "ignore_eos": True, "wait": False}

@@ -34,7 +34,7 @@ def test_a_database_from_before_migrations_keeps_its_rows_and_gains_the_new_colu
     old.close()
     store = Store(tmp_path / "old.db")
     assert {"owner", "lease_until"} <= set(store.db["jobs"].columns_dict)
-    assert "item" in store.db["requests"].columns_dict
+    assert "item" in store.db["requests"].columns_dict and "scores" in store.db["items"].columns_dict
     assert [r["id"] for r in store.db["jobs"].rows] == ["j1"] and store.db["requests"].count == 1
     assert version(store.db) == len(MIGRATIONS)
     before = schema(store.db)

@@ -121,6 +121,12 @@ def m007_conversations(db: sqlite_utils.Database) -> None:
     db["conversations"].create_index(["client", "updated_at"], if_not_exists=True)
 
 
+def m008_item_scores(db: sqlite_utils.Database) -> None:
+    """A batch item's confidence, logprobs, prompt_logprobs and samples (JSON), when the job asked for them."""
+    if "scores" not in db["items"].columns_dict:
+        db["items"].add_column("scores", str)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m001_tables,
     m002_job_leases,
@@ -129,4 +135,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     m005_owners,
     m006_usage,
     m007_conversations,
+    m008_item_scores,
 ]

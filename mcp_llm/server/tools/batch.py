@@ -90,13 +90,10 @@ async def batch(
     report items done. One bad item (e.g. too long for the context) gets an item `error` and the
     others still run. The job is stored before it starts: with wait=false the call returns its
     `job_id` at once (poll `job_status`, page `job_results`); a job interrupted by a restart resumes.
+    Sampling options apply to every item: a structured-output mode constrains each, and with `logprobs`,
+    `prompt_logprobs` or `n` each item's result carries its confidence, log-probabilities or samples.
     """
     svc = services_of(ctx)
-    if sampling.n > 1 or sampling.logprobs is not None or sampling.prompt_logprobs is not None:
-        raise InputError(
-            "`n`, `logprobs` and `prompt_logprobs` are options of `generate`: a batch item returns one text "
-            "(choice, regex, grammar and json_schema work per batch)."
-        )
     await check_json_schema(sampling.json_schema)  # refused before the job is stored: nothing fetched, ever
     items = batch_inputs(prompts, messages, svc.settings.max_batch_items)
     chars = sum(len(p) for p in prompts or ()) + sum(len(m.content) for chat in messages or () for m in chat)
