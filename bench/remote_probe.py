@@ -6,6 +6,11 @@ C at a time, streamed and unstreamed; the figure is this process's CPU time per 
 a real deployment pays per call, apart from the MCP layer). Prints a line per mode and writes JSON.
 
     python bench/remote_probe.py [--requests 300] [--tokens 128] [--concurrency 32] [--out FILE]
+
+`--through-server`: also our whole server (`server.py --transport http --backend openai` in front of the stand-in,
+unstreamed): C MCP clients over HTTP make R `generate` calls; calls/s and the server process's CPU time per call
+(MCP, HTTP, tokenization, the request, recording: everything but an engine). `--profile FILE` records it with
+py-spy meanwhile.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -77,22 +83,79 @@ async def measure(url: str, unstreamed: bool, args: argparse.Namespace) -> dict[
     return {"mode": "unstreamed" if unstreamed else "streamed", "cpu_ms_per_request": cpu / args.requests * 1000}
 
 
-def serve(port: int) -> None:
-    """The stand-in vLLM, in its own process (its CPU time is not ours)."""
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def through_server(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Our HTTP server in remote mode in front of the stand-in: calls/s and its CPU time per `generate` call."""
+    import subprocess
+    import tempfile
+
+    from bench.bench import make_prompts
+    from bench.net import free_port, wait_healthy
+    from bench.peers import ours_http
+
+    port = free_port()
+    log = args.out.with_suffix(".server.log")
+    with tempfile.TemporaryDirectory(prefix="mcp-llm-probe-") as data_dir:
+        cmd = [sys.executable, str(REPO / "server.py"), "--transport", "http", "--port", str(port), "--backend"]
+        cmd += ["openai", "--base-url", url, "--data-dir", data_dir, "--max-inflight-per-client=4096"]
+        server = subprocess.Popen(cmd, stderr=log.open("w"), cwd=REPO)
+        try:
+            await wait_healthy(f"http://127.0.0.1:{port}/health", server, log)
+            mcp_url = f"http://127.0.0.1:{port}/mcp"
+            prompts = make_prompts(args.requests)
+            await ours_http(mcp_url, prompts[:32], args.tokens, args.concurrency)  # warm-up
+            profiler = None
+            if args.profile:
+                spy = ["py-spy", "record", "--pid", str(server.pid), "--rate", "200", "--format", "raw"]
+                profiler = subprocess.Popen([*spy, "--duration", "10", "-o", str(args.profile)])
+            cpu = process_cpu_s(server.pid)
+            figures = await ours_http(mcp_url, prompts, args.tokens, args.concurrency)
+            cpu = process_cpu_s(server.pid) - cpu
+            if profiler is not None:
+                profiler.wait()
+        finally:
+            server.terminate()
+            server.wait()
+    return {
+        "mode": "through our HTTP server",
+        "calls_per_s": args.requests / figures["wall_s"],
+        "server_cpu_ms_per_call": cpu / args.requests * 1000,
+        "errors": figures["errors"],
+    }
+
+
+def serve(port: int, tokenizer: str) -> None:
+    """The stand-in vLLM, in its own process (its CPU time is not ours); `/v1/models` names `tokenizer` as the
+    served model's root, so our server loads a real tokenizer."""
     from aiohttp import web
+
+    async def models(request: Any) -> Any:
+        return web.json_response({"data": [{"id": "model", "root": tokenizer, "max_model_len": 4096}]})
+
+    async def metrics(request: Any) -> Any:
+        return web.Response(text="vllm:num_requests_running 0\n")
 
     app = web.Application()
     app.router.add_post("/v1/completions", completions)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/metrics", metrics)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     import multiprocessing
 
+    from bench.bench import default_model
     from bench.net import free_port
 
     port = free_port()
-    server = multiprocessing.get_context("spawn").Process(target=serve, args=(port,), daemon=True)
+    tokenizer = str(args.tokenizer or default_model())
+    server = multiprocessing.get_context("spawn").Process(target=serve, args=(port, tokenizer), daemon=True)
     server.start()
     try:
         for _ in range(100):  # until it listens
@@ -101,7 +164,9 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
                 break
             except OSError:
                 await asyncio.sleep(0.1)
-        return [await measure(f"http://127.0.0.1:{port}", unstreamed, args) for unstreamed in (False, True)]
+        url = f"http://127.0.0.1:{port}"
+        rows = [await measure(url, unstreamed, args) for unstreamed in (False, True)]
+        return rows + ([await through_server(url, args)] if args.through_server else [])
     finally:
         server.terminate()
 
@@ -111,11 +176,18 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the prepared SmolLM2)")
+    parser.add_argument("--through-server", action="store_true", help="also through our HTTP server (see above)")
+    parser.add_argument("--profile", type=Path, default=None, help="with --through-server: py-spy raw output")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "remote_probe.json")
     args = parser.parse_args()
     rows = asyncio.run(main_async(args))
     for r in rows:
-        print(f"{r['mode']:<11} {r['cpu_ms_per_request']:.2f} ms CPU per request of {args.tokens} tokens")
+        if "cpu_ms_per_request" in r:
+            print(f"{r['mode']:<11} {r['cpu_ms_per_request']:.2f} ms CPU per request of {args.tokens} tokens")
+        else:
+            cpu = r["server_cpu_ms_per_call"]
+            print(f"{r['mode']}: {r['calls_per_s']:.0f} calls/s, {cpu:.2f} ms server CPU per call")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))
 
