@@ -23,11 +23,19 @@ from mcp_llm.settings import Settings
 from tests.support.net import free_port
 
 if TYPE_CHECKING:
-    from tests.support.fuzzing import RawStdio
     from tests.support.schemas import Listener
-    from tests.support.servers import HttpServer
 
 REPO = Path(__file__).resolve().parent.parent
+# Every test engine (in-process, and every server subprocess through the inherited environment) takes a 512 MiB KV
+# cache (~11k tokens of the default model, plenty for the tests' short calls) instead of the CPU default of 2 GiB:
+# the two pytest-xdist workers' engines then fit beside each other in 24 GiB.
+os.environ.setdefault("MCP_LLM_KV_CACHE_MEMORY_BYTES", str(512 << 20))
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... under `pytest -n N`; None in a plain run
+if WORKER:
+    # vLLM's CPU backend binds every engine's compute threads to core 0 unless told otherwise: each worker's
+    # engines take their own core, so two workers' decode steps do not queue for one core.
+    cores = sorted(os.sched_getaffinity(0))
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", str(cores[int(WORKER.removeprefix("gw")) % len(cores)]))
 # Models are made once per machine (the default model store); databases live in per-test temp dirs.
 MODELS_DIR = Settings().model_store
 # The remote vLLM runs as the in-process engine does in tests: eager, float32 (no bf16 here), 2048 context, the
@@ -38,11 +46,53 @@ REMOTE_ARGS = ("--enforce-eager", "--dtype", "float32", "--max-model-len", "2048
 SYSTEM = Path(__file__).resolve().parent / "system"
 
 
+# Modules that share a session-scoped server (`vllm_remote`, `wire_http`/`wire_stdio`, `secure_http`): under
+# pytest-xdist each group runs on one worker, so each server starts once; every other module is its own unit.
+SHARED_GROUPS = {
+    "remote": (
+        *("integration/test_backends", "integration/test_remote", "integration/test_schema_safety"),
+        "system/test_replicas",
+    ),
+    "wire": ("system/test_fuzz", "system/test_protocol_garbage", "system/test_conformance", "system/test_inspector"),
+    "secure": ("system/test_http_security", "system/test_langgraph"),
+}
+SHARED_MODULES = {module: group for group, modules in SHARED_GROUPS.items() for module in modules}
+WHOLE_MODULES = ("system/test_wheel",)  # other system modules whose tests share a module-scoped fixture
+SHARED_FIXTURES = ("vllm_remote", "wire_http", "wire_stdio", "secure_http")
+TIERS = ("system", "integration", "unit")  # the order workers take modules in: the longest tests first
+
+
+def module_key(path: Path) -> str:
+    return f"{path.parent.name}/{path.stem}"
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """`pytest -n 2`: whole modules (or SHARED_MODULES' groups) per worker, taken in collection order; the system
+    tier's tests one by one."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0].removeprefix("tests/").removesuffix(".py")
+            if module.startswith("system/") and module not in (*SHARED_MODULES, *WHOLE_MODULES):
+                return nodeid  # each system test starts its own servers: the two halves of a module run at once
+            return SHARED_MODULES.get(module, module)
+
+    config.option.loadscopereorder = False  # keep TIERS' order rather than the largest modules first
+    return ModuleGroups(config, log)
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test under tests/system `slow` (`make test-quick` deselects them), unless it already is."""
+    """Mark every test under tests/system `slow` (`make test-quick` deselects them), unless it already is; check
+    that SHARED_MODULES names every module using a shared server; put the tiers in TIERS' order."""
     for item in items:
         if item.path.resolve().is_relative_to(SYSTEM) and item.get_closest_marker("slow") is None:
             item.add_marker(pytest.mark.slow)
+        shared = set(getattr(item, "fixturenames", ())) & set(SHARED_FIXTURES)
+        if shared and module_key(item.path) not in SHARED_MODULES:
+            raise pytest.UsageError(f"{item.path.name} uses {sorted(shared)}: add it to SHARED_MODULES in conftest.py")
+    items.sort(key=lambda item: TIERS.index(item.path.parent.name) if item.path.parent.name in TIERS else 0)
 
 
 @pytest.fixture(scope="session")
@@ -113,42 +163,8 @@ def remote_app(remote_services: Services) -> MCPServer:
     return create_app(remote_services.settings, shared=remote_services)
 
 
-@pytest.fixture(scope="session")
-async def wire_http(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[HttpServer]:
-    """One `server.py --transport http` subprocess (its own engine, a small KV cache) shared by the tests that only
-    speak to a server over the wire (fuzzing, protocol garbage, conformance, Inspector): each engine start costs
-    30-60 s on 2 cores, and these tests assert that the server keeps serving after what they send."""
-    from tests.support.fuzzing import SMALL_KV
-    from tests.support.servers import http_server
-
-    async with http_server(tmp_path_factory.mktemp("wire-http"), **SMALL_KV) as server:
-        yield server
-
-
 SECURE_TOKENS = {"alice": "tok-alice-1", "bob": "tok-bob-2", "carol": "tok-carol-3"}
 SECURE_ADMIN = ("ops", "tok-ops-4")  # reads /health's details
-
-
-@pytest.fixture(scope="session")
-async def secure_http(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[HttpServer]:
-    """One HTTP server that requires bearer tokens (SECURE_TOKENS), with tight in-flight bounds (1 per client,
-    2 in total) and a 64 KiB body limit: the HTTP security tests, and the LangGraph example with a token."""
-    from tests.support.servers import http_server
-
-    tokens = ",".join(f"{client}:{token}" for client, token in SECURE_TOKENS.items())
-    tokens += f",{SECURE_ADMIN[0]}:{SECURE_ADMIN[1]}:admin"
-    flags = ["--auth-tokens", tokens, "--max-inflight-per-client", "1", "--max-inflight-total", "2"]
-    async with http_server(tmp_path_factory.mktemp("secure"), *flags, "--max-request-body-bytes", "65536") as s:
-        yield s
-
-
-@pytest.fixture(scope="session")
-def wire_stdio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RawStdio]:
-    """One `server.py` over stdio, initialized and serving, shared the same way (fuzzing, protocol garbage)."""
-    from tests.support.fuzzing import stdio_server
-
-    with stdio_server(tmp_path_factory.mktemp("wire-stdio")) as server:
-        yield server
 
 
 @pytest.fixture

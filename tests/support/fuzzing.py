@@ -32,9 +32,6 @@ INVALID_REQUEST = -32600
 PARSE_ERROR = -32700
 BODY_LIMIT = 16 << 20  # the server's default max_request_body_bytes
 TOO_DEEP = 190  # nesting the SDK's JSON parser refuses (200 levels, less the JSON-RPC envelope)
-# The fuzzed servers run beside other tests' engines on a 24 GiB machine: a small KV cache (512 MiB
-# of bytes: ~11k tokens of the default model, plenty for short fuzz calls).
-SMALL_KV = {"MCP_LLM_KV_CACHE_MEMORY_BYTES": str(512 << 20)}
 
 # Tools whose valid calls are cheap and leave the engine as it is; every other tool (model swaps, training,
 # quantization, benchmarks, sampling flows, and any tool added later) only ever gets arguments that are
@@ -81,7 +78,7 @@ class RawStdio:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
-            env=server_env(data_dir, **SMALL_KV),
+            env=server_env(data_dir),
             cwd=REPO,
         )
         self._ids = itertools.count(1)

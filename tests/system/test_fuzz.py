@@ -77,13 +77,13 @@ class Tally:
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stdio(wire_stdio: RawStdio) -> RawStdio:
     """The session's shared stdio server (conftest)."""
     return wire_stdio
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def http(wire_http: HttpServer) -> HttpServer:
     """The session's shared HTTP server (conftest)."""
     return wire_http

@@ -26,7 +26,7 @@ MB = 1 << 20
 # ---- stdio --------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stdio(wire_stdio: RawStdio) -> RawStdio:
     """The session's shared stdio server (conftest)."""
     return wire_stdio
@@ -130,7 +130,7 @@ def test_stdio_after_the_garbage(stdio: RawStdio) -> None:
 # ---- HTTP ---------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def http(wire_http: HttpServer) -> HttpServer:
     """The session's shared HTTP server (conftest)."""
     return wire_http

@@ -124,7 +124,9 @@ async def test_a_request_held_by_a_swap_gets_keep_alive_progress() -> None:
     await asyncio.sleep(0.01)
     assert await tool(ctx=ctx) == "new"
     await swap
-    messages = [message for _, _, message in ctx.progress]
+    # On a loaded machine one keep-alive may fall after the swap ended and before the call resumed: it says only
+    # "waiting for the engine"; every other one names the swap.
+    messages = [message for _, _, message in ctx.progress if not message.startswith("waiting for the engine, ")]
     assert messages and all(m.startswith("model swap to new: ") for m in messages), messages
     assert any(m.startswith("model swap to new: loading weights, ") for m in messages), messages
     assert runtime.waiting_for() is None  # the gate is open again
