@@ -36,6 +36,9 @@ if WORKER:
     # engines take their own core, so two workers' decode steps do not queue for one core.
     cores = sorted(os.sched_getaffinity(0))
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", str(cores[int(WORKER.removeprefix("gw")) % len(cores)]))
+    # One compute thread per process (training, quantizing): two workers' torch pools of one thread per core each
+    # thrashed (an adapter's training took 570-900 s beside the other worker's instead of ~90 s alone).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 # Models are made once per machine (the default model store); databases live in per-test temp dirs.
 MODELS_DIR = Settings().model_store
 # The remote vLLM runs as the in-process engine does in tests: eager, float32 (no bf16 here), 2048 context, the
