@@ -76,7 +76,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
 
     class ModuleGroups(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0].removeprefix("tests/").removesuffix(".py")
+            module = module_key(Path(nodeid.split("::", 1)[0]))
             if module.startswith("system/") and module not in (*SHARED_MODULES, *WHOLE_MODULES):
                 return nodeid  # each system test starts its own servers: the two halves of a module run at once
             return SHARED_MODULES.get(module, module)
@@ -85,7 +85,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     return ModuleGroups(config, log)
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test under tests/system `slow` (`make test-quick` deselects them), unless it already is; check
     that SHARED_MODULES names every module using a shared server; put the tiers in TIERS' order."""
