@@ -188,6 +188,15 @@ PromptLogprobsOut = Annotated[
 ]
 SamplesOut = Annotated[list[Sample] | None, Field(description="With n > 1: every sample, in the engine's order.")]
 SCORES = ("confidence", "logprobs", "prompt_logprobs", "samples")
+ToolCallsOut = Annotated[
+    list[ToolCall] | None,
+    Field(description="The calls the model made (finish_reason `tool_calls`): run them, answer with tool turns."),
+]
+EXTRAS = (*SCORES, "tool_calls", "reasoning")  # a result's parts that only a request's options add
+ReasoningOut = Annotated[
+    str | None,
+    Field(description="The model's reasoning, apart from `text` (with include_reasoning and a reasoning parser)."),
+]
 
 
 class Completion(BaseModel):
@@ -208,12 +217,8 @@ class GenerateResult(Completion):
 
     model: str
     parsed: Any | None = Field(None, description="The output parsed as JSON, when json_schema was given.")
-    tool_calls: list[ToolCall] | None = Field(
-        None, description="The calls the model made (finish_reason `tool_calls`): run them, answer with tool turns."
-    )
-    reasoning: str | None = Field(
-        None, description="The model's reasoning, apart from `text` (with include_reasoning and a reasoning parser)."
-    )
+    tool_calls: ToolCallsOut = None
+    reasoning: ReasoningOut = None
 
 
 class TokenCount(BaseModel):
@@ -296,6 +301,8 @@ class BatchItem(BaseModel):
     logprobs: LogprobsOut = None
     prompt_logprobs: PromptLogprobsOut = None
     samples: SamplesOut = None
+    tool_calls: ToolCallsOut = None
+    reasoning: ReasoningOut = None
 
 
 class JobResults(BaseModel):

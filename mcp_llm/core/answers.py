@@ -3,17 +3,71 @@ the structured output parsed, tool calls read and checked, and with `n` samples 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from jsonschema.protocols import Validator
 
-from mcp_llm.core.inference import parse_structured
-from mcp_llm.core.tool_use import ToolUse
+from mcp_llm.core.inference import parse_structured, structured_validator
+from mcp_llm.core.tool_use import ToolUse, tool_use
 from mcp_llm.engine.base import EngineBackend
 from mcp_llm.errors import InputError
 from mcp_llm.schemas import Completion, SamplingOptions, ToolCall
 
 Pick = Literal["first", "most_confident"]
+
+
+@dataclass
+class Answer:
+    """One request's answer: the completion (its text without reasoning or calls), the structured output parsed,
+    the tool calls checked, the reasoning (when asked for)."""
+
+    completion: Completion
+    parsed: Any = None
+    tool_calls: list[ToolCall] | None = None
+    reasoning: str | None = None
+
+
+@dataclass
+class Answering:
+    """How the requests of one `generate` call, or of every item of one `batch` job, are asked and answered: the
+    sampling sent to the engine (constrained for tool calls, with logprobs for picking), the tools the chat template
+    shows, and how a finished completion becomes the `Answer`."""
+
+    sampling: SamplingOptions
+    validator: Validator | None
+    tools: ToolUse | None
+    pick: Pick
+    reasoning_parser: str | None
+    include_reasoning: bool
+
+    @property
+    def templated_tools(self) -> list[dict] | None:
+        return self.tools.templated if self.tools else None
+
+    async def finish(self, engine: EngineBackend, completion: Completion) -> Answer:
+        """The answer of a finished completion; InputError when the output breaks its schema or a tool's."""
+        completion, reasoning = split_reasoning(engine, self.reasoning_parser, picked(completion, self.pick))
+        completion, parsed, calls = await answer(engine, completion, self.sampling, self.validator, self.tools)
+        return Answer(completion, parsed, calls, reasoning if self.include_reasoning else None)
+
+
+async def answering(
+    sampling: SamplingOptions,
+    tools: list[dict] | None = None,
+    tool_choice: str | dict | None = None,
+    pick: Pick = "first",
+    include_reasoning: bool = False,
+    *,
+    tool_call_parser: str | None = None,
+    reasoning_parser: str | None = None,
+) -> Answering:
+    """Check a request's answering options before any token is spent (tools and schemas: no remote references,
+    size caps, compiled off the event loop); says what to fix."""
+    use = await tool_use(tools, tool_choice, tool_call_parser)
+    sampling = for_picking(use.constrain(sampling) if use else sampling, pick)
+    validator = await structured_validator(sampling.json_schema)
+    return Answering(sampling, validator, use, pick, reasoning_parser, include_reasoning)
 
 
 def for_picking(sampling: SamplingOptions, pick: Pick) -> SamplingOptions:

@@ -69,13 +69,6 @@ async def _tokenize(chars: int, tokenize: Callable[[Any], list[int]], value: Any
     return await anyio.to_thread.run_sync(tokenize, value)
 
 
-async def check_json_schema(schema: dict | None) -> None:
-    """Reject a client's json_schema before any token is spent: invalid, over the size/depth limits, or
-    referencing anything outside itself (nothing is ever fetched). Runs off the event loop."""
-    if schema is not None:
-        await schema_guard.check_client_schema_async(schema)
-
-
 async def structured_validator(schema: dict | None) -> Validator | None:
     """The checked schema's validator (no retrieval), compiled off the event loop; None without a schema."""
     return None if schema is None else await schema_guard.validator_for_async(schema)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -20,15 +21,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from jsonschema.protocols import Validator
-
 from mcp_llm.core.access import Principal, not_found
+from mcp_llm.core.answers import Answer, Answering, answering
 from mcp_llm.core.fairness import FairGate
-from mcp_llm.core.inference import Recorder, parse_structured, prompt_token_ids, structured_validator
+from mcp_llm.core.inference import Recorder, prompt_token_ids
 from mcp_llm.core.store import JOB_OPEN, Store, request_item
 from mcp_llm.engine.base import Adapter, routing_key
 from mcp_llm.errors import InputError, Retryable
 from mcp_llm.schemas import (
+    EXTRAS,
     SCORES,
     BatchItem,
     ChatMessage,
@@ -77,6 +78,16 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
 
 
+@dataclass
+class Prompt:
+    """One item made ready for the engine: its token ids, or the error that keeps it from running."""
+
+    index: int
+    item: dict
+    token_ids: list[int] | None = None
+    error: Exception | None = None
+
+
 class JobRunner:
     """Owns the running job tasks; the store holds everything that must outlive them."""
 
@@ -91,16 +102,24 @@ class JobRunner:
         self.store, self.recorder, self.retry_s, self.lease_s = store, recorder, retry_s, lease_s
         self.gate = gate or FairGate(1 << 30)  # the window every job's items enter the engine through
         self.max_database_bytes: int | None = None  # a new job is refused past it (set from the settings)
+        self.parsers: dict[str, str | None] = {}  # the server's tool_call_parser and reasoning_parser, by name
         self.owner = uuid.uuid4().hex[:12]  # this server, as the holder of job leases in a shared database
         self._tasks: dict[str, asyncio.Task] = {}
         self._progress: dict[str, JobProgress] = {}
         self._cancelled: set[str] = set()
 
     def submit(
-        self, inputs: list[dict], sampling: SamplingOptions, client: str, principal: Principal | None = None
+        self,
+        inputs: list[dict],
+        sampling: SamplingOptions,
+        client: str,
+        principal: Principal | None = None,
+        answer: dict | None = None,
     ) -> str:
-        """Persist a job (all items pending) and start it; returns its id. With `principal`, a job past one of its
-        quotas (tokens, open jobs, queued items) is refused first."""
+        """Persist a job (all items pending) and start it; returns its id. `answer` holds the options that shape
+        each item's answer (tools, tool_choice, pick, include_reasoning: see `answering`), stored with the job so a
+        resumed job answers alike. With `principal`, a job past one of its quotas (tokens, open jobs, queued items)
+        is refused first."""
         if principal is not None and self.recorder.quotas is not None:
             self.recorder.quotas.check_job(principal, len(inputs))
         if self.max_database_bytes and (size := self.store.size_bytes()) > self.max_database_bytes:
@@ -110,9 +129,9 @@ class JobRunner:
                 "(job_retention_s) or the limit is raised."
             )
         job_id = uuid.uuid4().hex[:16]
-        options = {"sampling": sampling.model_dump(), "client": client}
+        options = {"sampling": sampling.model_dump(), "client": client, "answer": answer or {}}
         self.store.create_job(job_id, "batch", options, inputs, owner=self.owner, lease_s=self.lease_s, client=client)
-        self._start(job_id, list(enumerate(inputs)), sampling, client, JobProgress(total=len(inputs)))
+        self._start(job_id, list(enumerate(inputs)), sampling, client, JobProgress(total=len(inputs)), answer or {})
         return job_id
 
     def resume(self, take_all: bool = True) -> list[str]:
@@ -132,6 +151,7 @@ class JobRunner:
                 SamplingOptions.model_validate(options["sampling"]),
                 options.get("client", "resumed"),
                 JobProgress(job["total"], counts.get("done", 0), counts.get("error", 0)),
+                options.get("answer") or {},
             )
             resumed.append(job["id"])
         if resumed:
@@ -139,29 +159,41 @@ class JobRunner:
         return resumed
 
     def _start(
-        self, job_id: str, items: list[tuple[int, dict]], sampling: SamplingOptions, client: str, progress: JobProgress
+        self,
+        job_id: str,
+        items: list[tuple[int, dict]],
+        sampling: SamplingOptions,
+        client: str,
+        progress: JobProgress,
+        answer: dict,
     ) -> None:
         self._progress[job_id] = progress
-        self._tasks[job_id] = asyncio.create_task(self._run(job_id, items, sampling, client, progress))
+        self._tasks[job_id] = asyncio.create_task(self._run(job_id, items, sampling, client, progress, answer))
 
     async def _run(
-        self, job_id: str, items: list[tuple[int, dict]], sampling: SamplingOptions, client: str, progress: JobProgress
+        self,
+        job_id: str,
+        items: list[tuple[int, dict]],
+        sampling: SamplingOptions,
+        client: str,
+        progress: JobProgress,
+        answer: dict,
     ) -> None:
         await self._settle(job_id, "running")
         routing_key.set(job_id)  # the item tasks inherit it: a session-routing router keeps the job on one replica
         try:
-            # compiled once per job, off the loop; a schema refused now (e.g. a job stored before the guard
-            # existed) fails every item before any engine work, and is never forwarded or fetched
-            refused, validator = None, None
+            # checked and compiled once per job, off the loop; options refused now (a job stored before the guard
+            # existed, a tool parser no longer configured) fail every item before any engine work, and no schema is
+            # ever forwarded or fetched
+            plan: Answering | InputError
             try:
-                validator = await structured_validator(sampling.json_schema)
+                plan = await answering(sampling, **answer, **self.parsers)
             except InputError as exc:
-                refused = exc
-            admitted = contextlib.aclosing(self._admitted(items, client))
+                plan = exc
+            admitted = contextlib.aclosing(self._admitted(items, client, functools.partial(self._prompt, plan=plan)))
             async with asyncio.TaskGroup() as group, admitted as granted:  # item tasks exist only with a slot
-                async for i, x in granted:
-                    item = self._item(job_id, i, x, sampling, client, progress, validator, refused)
-                    group.create_task(self._released(item, client))
+                async for prompt in granted:
+                    group.create_task(self._released(self._item(job_id, prompt, plan, client, progress), client))
             await self._settle(job_id, "completed")
         except asyncio.CancelledError:
             if job_id in self._cancelled:  # cancel_job; otherwise a shutdown, and the job resumes at next start
@@ -186,19 +218,38 @@ class JobRunner:
                 log.warning("job %s: cannot record %s yet (%s); retrying in %.1f s", job_id, status, exc, wait)
                 await asyncio.sleep(wait)
 
-    async def _admitted(self, items: list[tuple[int, dict]], client: str) -> AsyncIterator[tuple[int, dict]]:
-        """The items, each once the fair window grants it a slot. A job keeps up to a window's worth of requests
-        queued (futures, not item tasks), so its client can take its even part whenever slots free up."""
+    async def _admitted(
+        self, items: list[tuple[int, dict]], client: str, prepare: Callable[[int, dict], Awaitable[Prompt]]
+    ) -> AsyncIterator[Prompt]:
+        """The items' prompts, each once the fair window grants it a slot. A job keeps up to a window's worth of
+        requests queued (futures, not item tasks), so its client can take its even part whenever slots free up, and
+        tokenizes the items those requests are for while it waits: when a wave of items ends, the next wave is
+        ready for the engine at once instead of passing the chat template one by one on the event loop."""
         ahead: deque[asyncio.Future[None]] = deque()
+        ready: deque[Prompt] = deque()  # ready[k] is items[n + k]
         try:
-            for n, item in enumerate(items):
+            for n in range(len(items)):
                 while len(ahead) < self.gate.capacity and n + len(ahead) < len(items):
                     ahead.append(self.gate.request(client))
+                while not ready or (len(ready) < len(ahead) and not ahead[0].done()):
+                    ready.append(await prepare(*items[n + len(ready)]))
+                    await asyncio.sleep(0)  # one item at a time: the loop serves everyone else in between
                 await asyncio.shield(ahead[0])
                 ahead.popleft()
-                yield item
+                yield ready.popleft()
         finally:
             self.gate.withdraw(client, ahead)
+
+    async def _prompt(self, index: int, item: dict, plan: Answering | InputError) -> Prompt:
+        """One item's token ids (the chat template shows it the job's tools), or why it cannot run."""
+        try:
+            if isinstance(plan, InputError):
+                raise InputError(str(plan))
+            messages = [ChatMessage.model_validate(m) for m in item["messages"]] if "messages" in item else None
+            ids = await prompt_token_ids(self.recorder.engine, item.get("prompt"), messages, None, plan.templated_tools)
+        except Exception as exc:
+            return Prompt(index, item, error=exc)
+        return Prompt(index, item, ids)
 
     async def _released(self, item: Awaitable[None], client: str) -> None:
         """Run one item, then pass its window slot on."""
@@ -208,31 +259,24 @@ class JobRunner:
             self.gate.release(client)
 
     async def _item(
-        self,
-        job_id: str,
-        idx: int,
-        item: dict,
-        sampling: SamplingOptions,
-        client: str,
-        progress: JobProgress,
-        validator: Validator | None = None,
-        refused: InputError | None = None,
+        self, job_id: str, prompt: Prompt, plan: Answering | InputError, client: str, progress: JobProgress
     ) -> None:
+        idx, item = prompt.index, prompt.item
         request_item.set(idx)  # this item task's request-log rows name the item: executions count per item
         try:
-            if refused is not None:
-                raise InputError(str(refused))
-            messages = [ChatMessage.model_validate(m) for m in item["messages"]] if "messages" in item else None
-            token_ids = await prompt_token_ids(self.recorder.engine, item.get("prompt"), messages)
+            if prompt.error is not None:
+                raise prompt.error
+            assert prompt.token_ids is not None and not isinstance(plan, InputError)
             adapter = Adapter(**item["adapter"]) if item.get("adapter") else None
-            completion = await self._complete_with_retries(job_id, token_ids, sampling, client, adapter)
-            await parse_structured(completion, sampling.json_schema, validator)
+            completion = await self._complete_with_retries(job_id, prompt.token_ids, plan.sampling, client, adapter)
+            done = await plan.finish(self.recorder.engine, completion)
         except Exception as exc:  # one bad item never fails the others
             if not isinstance(exc, InputError):
                 log.exception("job %s item %d failed", job_id, idx)
             progress.failed += 1
             self.store.save_item(job_id, idx, {"status": "error", "error": str(exc) or type(exc).__name__})
             return
+        completion = done.completion
         progress.completed += 1
         progress.output_tokens += completion.usage.completion_tokens
         self.store.save_item(
@@ -245,7 +289,7 @@ class JobRunner:
                 "prompt_tokens": completion.usage.prompt_tokens,
                 "completion_tokens": completion.usage.completion_tokens,
                 **completion.timing.model_dump(include={"queue_ms", "ttft_ms", "tpot_ms", "total_ms"}),
-                "scores": _scores(completion),
+                "scores": _scores(done),
             },
         )
 
@@ -363,9 +407,14 @@ def job_status_of(svc: Services, job_id: str, principal: Principal | None = None
     )
 
 
-def _scores(completion: Completion) -> str | None:
-    """What logprobs, prompt_logprobs and n added to an item's completion, as stored (JSON); None without them."""
-    scores = completion.model_dump(include=set(SCORES), exclude_none=True)
+def _scores(done: Answer) -> str | None:
+    """What logprobs, prompt_logprobs, n, tools and reasoning added to an item's answer, as stored (JSON); None
+    without them."""
+    scores = done.completion.model_dump(include=set(SCORES), exclude_none=True)
+    if done.tool_calls:
+        scores["tool_calls"] = [call.model_dump() for call in done.tool_calls]
+    if done.reasoning is not None:
+        scores["reasoning"] = done.reasoning
     return json.dumps(scores) if scores else None
 
 
@@ -397,6 +446,13 @@ def item_of(row: dict) -> BatchItem:
     )
 
 
+def item_json(row: dict) -> dict:
+    """An item as results pages and `jobs://` write it: the optional parts (confidence, logprobs, samples, tool
+    calls, reasoning) only where the request asked for them."""
+    item = item_of(row)
+    return item.model_dump(exclude={name for name in EXTRAS if getattr(item, name) is None})
+
+
 def result_pages(svc: Services, job_id: str) -> list[str]:
     """URIs of the pages a job's results split into (each page at most max_result_chars of JSON)."""
     return [f"jobs://{job_id}/results/{n + 1}" for n in range(len(page_bounds(svc, job_id)))]
@@ -407,7 +463,7 @@ def page_bounds(svc: Services, job_id: str) -> list[tuple[int, int]]:
     bound, bounds, start, size = svc.settings.max_result_chars, [], 0, 0
     rows = svc.store.items(job_id, limit=1_000_000)
     for i, row in enumerate(rows):
-        length = len(json.dumps(item_of(row).model_dump())) + 2  # as the page is written: json.dumps, ", " apart
+        length = len(json.dumps(item_json(row))) + 2  # as the page is written: json.dumps, ", " apart
         if i > start and size + length > bound:
             bounds.append((start, i - start))
             start, size = i, 0

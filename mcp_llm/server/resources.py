@@ -18,7 +18,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
 from mcp_llm.core import accounting
 from mcp_llm.core.conversations import Conversations
-from mcp_llm.core.jobs import item_of, job_status_of, page_bounds
+from mcp_llm.core.jobs import item_json, job_status_of, page_bounds
 from mcp_llm.core.registry.adapters import registry as adapter_registry
 from mcp_llm.core.registry.models import info, registry
 from mcp_llm.core.services import Runtime, Services, configured
@@ -100,7 +100,7 @@ async def job(runtime: Runtime, job_id: str) -> str:
         status = job_status_of(svc, job_id, principal())
     except InputError as exc:
         raise ResourceNotFoundError(str(exc)) from exc
-    items = [item_of(r).model_dump() for r in svc.store.items(job_id, limit=JOB_PAGE)]
+    items = [item_json(r) for r in svc.store.items(job_id, limit=JOB_PAGE)]
     return json.dumps({"job": status.model_dump(), "items": items}, indent=2)
 
 
@@ -114,7 +114,7 @@ async def job_results_page(runtime: Runtime, job_id: str, page: str) -> str:
     if not page.isdigit() or not 1 <= int(page) <= len(bounds):
         raise ResourceNotFoundError(f"Job {job_id} has results pages 1 to {len(bounds)}; there is no page {page}.")
     offset, count = bounds[int(page) - 1]
-    items = [item_of(r).model_dump() for r in svc.store.items(job_id, offset=offset, limit=count)]
+    items = [item_json(r) for r in svc.store.items(job_id, offset=offset, limit=count)]
     following = f"jobs://{job_id}/results/{int(page) + 1}" if int(page) < len(bounds) else None
     body = {"job_id": job_id, "page": int(page), "pages": len(bounds), "offset": offset, "items": items}
     return json.dumps(body | {"next": following})

@@ -5,14 +5,19 @@ taught to think in tags). Bad inputs each get a tool error that says what to fix
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from collections.abc import AsyncIterator, Iterator
 
+import anyio
 import pytest
 from mcp import Client
 
 from mcp_llm.core.access import Principal
+from mcp_llm.core.jobs import JobRunner
 from mcp_llm.core.services import Services
+from mcp_llm.schemas import SamplingOptions
 from tests.support.inproc import client_as, http_app
 
 pytestmark = pytest.mark.anyio
@@ -49,6 +54,19 @@ async def generate(client: Client, **arguments) -> dict:
     result = await client.call_tool("generate", {"temperature": 0, "max_tokens": 24} | arguments)
     assert not result.is_error, result.content[0].text
     return result.structured_content
+
+
+async def batch(client: Client, **arguments) -> list[dict]:
+    """A batch's items, read back from its results resource (as a client that pages them would)."""
+    result = await client.call_tool("batch", {"temperature": 0, "max_tokens": 24, "wait": False} | arguments)
+    assert not result.is_error, result.content[0].text
+    job_id = result.structured_content["job"]["job_id"]
+    status = await client.call_tool("job_status", {"job_id": job_id})
+    while status.structured_content["status"] in ("queued", "running"):
+        await anyio.sleep(0.2)
+        status = await client.call_tool("job_status", {"job_id": job_id})
+    page = await client.read_resource(f"jobs://{job_id}/results/1")
+    return json.loads(page.contents[0].text)["items"]
 
 
 async def refused(client: Client, **arguments) -> str:
@@ -93,10 +111,11 @@ def reasoning_parser(services: Services) -> Iterator[None]:
 
 
 def started_with(services: Services, **settings: str) -> Iterator[None]:
-    before = services.settings
+    before, parsers = services.settings, services.jobs.parsers
     services.settings = before.model_copy(update=settings)
+    services.jobs.parsers = parsers | settings
     yield
-    services.settings = before
+    services.settings, services.jobs.parsers = before, parsers
 
 
 async def test_choice_regex_and_grammar_hold(client: Client) -> None:
@@ -199,6 +218,83 @@ async def test_bad_inputs_say_what_to_fix(client: Client) -> None:
     assert "give n of 2 or more" in await refused(client, prompt="x", pick="most_confident")
     remote_ref = {"type": "function", "function": {"name": "f", "parameters": {"$ref": "https://example.com/s"}}}
     assert "$ref" in await refused(client, messages=asked, tools=[remote_ref], tool_choice="f")
+
+
+async def test_batch_items_call_tools_as_generate_does(client: Client) -> None:
+    """Each chat item of a batch gets the tools; a named tool's call equals `generate`'s for the same chat."""
+    chats = [chat(f"What is the weather in {city}?") for city in CITIES[:3]]
+    items = await batch(client, messages=chats, tools=[WEATHER, CLOCK], tool_choice="get_weather", max_tokens=30)
+    for item, asked in zip(items, chats, strict=True):
+        alone = await generate(client, messages=asked, tools=[WEATHER, CLOCK], tool_choice="get_weather", max_tokens=30)
+        assert item["status"] == "done" and item["finish_reason"] == "tool_calls" and item["text"] == "", item
+        (call,) = item["tool_calls"]
+        assert call["name"] == "get_weather" and call["arguments"] == alone["tool_calls"][0]["arguments"]
+    some = await batch(client, messages=chats[:2], tools=[WEATHER, CLOCK], tool_choice="required", max_tokens=60)
+    assert all(i["tool_calls"] and i["tool_calls"][0]["name"] in ("get_weather", "get_time") for i in some), some
+    plain = await batch(client, prompts=["Hello"], max_tokens=4)
+    assert "tool_calls" not in plain[0] and "reasoning" not in plain[0]  # pages carry only what was asked for
+
+
+async def test_batch_auto_reads_each_items_call(client: Client, taught: None, tool_parser: None) -> None:
+    cities = CITIES[:3]
+    called = await batch(
+        client,
+        messages=[chat(f"What is the weather in {city}?") for city in cities],
+        tools=[WEATHER],
+        adapter="calls-weather",
+        max_tokens=40,
+    )
+    for item, city in zip(called, cities, strict=True):
+        assert [(c["name"], c["arguments"]) for c in item.get("tool_calls") or ()] == [
+            ("get_weather", {"city": city})
+        ], item
+        assert "<tool_call>" not in item["text"] and item["finish_reason"] == "tool_calls"
+
+
+async def test_batch_items_keep_reasoning_apart(client: Client, taught: None, reasoning_parser: None) -> None:
+    sums = SUMS[:3]
+    asked = [chat(f"What is {a} plus {b}?") for a, b in sums]
+    thought = await batch(client, messages=asked, adapter="thinks-first", max_tokens=40, include_reasoning=True)
+    for item, (a, b) in zip(thought, sums, strict=True):
+        assert "<think>" not in item["text"] and str(a + b) in item["text"], item
+        assert f"make {a + b}" in item["reasoning"], item
+    quiet = await batch(client, messages=asked, adapter="thinks-first", max_tokens=40)
+    assert [i["text"] for i in quiet] == [i["text"] for i in thought] and not any("reasoning" in i for i in quiet)
+
+
+async def test_a_resumed_job_answers_with_its_stored_tools(services: Services) -> None:
+    """The tools, tool_choice and pick are stored with the job: a job cut by a shutdown resumes with them."""
+    inputs = [{"messages": chat(f"What is the weather in {city}?")} for city in CITIES[:4]]
+    answer = {"tools": [WEATHER], "tool_choice": "get_weather", "pick": "first", "include_reasoning": False}
+    job_id = services.jobs.submit(inputs, SamplingOptions(max_tokens=30, temperature=0), "resumer", None, answer)
+    task = services.jobs._tasks[job_id]
+    task.cancel()  # as a shutdown does: the job stays open, its unfinished items pending
+    await asyncio.gather(task, return_exceptions=True)
+    assert services.store.job(job_id)["status"] in ("queued", "running")  # open: it resumes
+    restarted = JobRunner(services.store, services.recorder)  # the next server on the same database
+    restarted.parsers = services.jobs.parsers
+    try:
+        assert job_id in restarted.resume()
+        await restarted.progress(job_id).finished.wait()
+    finally:
+        await restarted.close()
+    items = services.store.items(job_id)
+    assert [i["status"] for i in items] == ["done"] * 4
+    for row in items:
+        (call,) = json.loads(row["scores"])["tool_calls"]
+        assert call["name"] == "get_weather" and isinstance(call["arguments"]["city"], str)
+
+
+async def test_batch_refuses_bad_tools_before_storing_a_job(client: Client, services: Services) -> None:
+    before = len(services.store.jobs(limit=1_000_000))
+    asked = [chat("Hi")]
+    wrong = await client.call_tool("batch", {"messages": asked, "tools": [WEATHER], "tool_choice": "get_wether"})
+    assert wrong.is_error and "Did you mean 'get_weather'" in wrong.content[0].text
+    raw = await client.call_tool("batch", {"prompts": ["x"], "tools": [WEATHER], "tool_choice": "required"})
+    assert raw.is_error and "need `messages`" in raw.content[0].text
+    auto = await client.call_tool("batch", {"messages": asked, "tools": [WEATHER]})
+    assert auto.is_error and "--tool-call-parser" in auto.content[0].text
+    assert len(services.store.jobs(limit=1_000_000)) == before
 
 
 @pytest.mark.parametrize("mode", ["legacy", None])

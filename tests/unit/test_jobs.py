@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from mcp_llm.core.jobs import JobProgress, item_of, page_bounds
+from mcp_llm.core.jobs import JobProgress, item_json, page_bounds
 from mcp_llm.core.store import Store
 from mcp_llm.settings import Settings
 
@@ -83,7 +83,7 @@ def bounds(store: Store, job_id: str) -> list[tuple[int, int]]:
 
 def page_json(store: Store, job_id: str, offset: int, count: int) -> str:
     """A page's items as JSON, as the results resource writes them."""
-    return json.dumps([item_of(row).model_dump() for row in store.items(job_id, offset=offset, limit=count)])
+    return json.dumps([item_json(row) for row in store.items(job_id, offset=offset, limit=count)])
 
 
 def test_a_small_job_is_one_page(store: Store) -> None:

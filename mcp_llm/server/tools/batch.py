@@ -9,7 +9,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from mcp_llm.core.access import Principal
-from mcp_llm.core.inference import check_json_schema, check_size
+from mcp_llm.core.inference import check_size
 from mcp_llm.core.jobs import JobProgress, item_of, job_status_of
 from mcp_llm.core.registry import adapters
 from mcp_llm.core.services import Services
@@ -22,6 +22,7 @@ from mcp_llm.schemas import (
     JobStatus,
     SamplingOptions,
 )
+from mcp_llm.server.tools.answer_args import IncludeReasoningArg, PickArg, ToolChoiceArg, ToolsArg, answering_of
 from mcp_llm.server.tools.common import (
     AdapterArg,
     batch_result,
@@ -83,6 +84,10 @@ async def batch(
         list[str | None] | None,
         Field(description="Per item, in order: an adapter name, or null for `adapter` (mixes adapters in one batch)."),
     ] = None,
+    tools: ToolsArg = None,
+    tool_choice: ToolChoiceArg = None,
+    include_reasoning: IncludeReasoningArg = False,
+    pick: PickArg = "first",
 ) -> BatchResult:
     """Run many prompts through the engine at once (continuous batching), as a persisted job.
 
@@ -92,15 +97,20 @@ async def batch(
     `job_id` at once (poll `job_status`, page `job_results`); a job interrupted by a restart resumes.
     Sampling options apply to every item: a structured-output mode constrains each, and with `logprobs`,
     `prompt_logprobs` or `n` each item's result carries its confidence, log-probabilities or samples.
+    So do `tools` (each chat item may call them: its result has `tool_calls`), `pick` and `include_reasoning`
+    (with the server's --reasoning-parser each item's `text` is the answer alone, `reasoning` the rest).
     """
     svc = services_of(ctx)
-    await check_json_schema(sampling.json_schema)  # refused before the job is stored: nothing fetched, ever
+    answer = {"tools": tools, "tool_choice": tool_choice, "pick": pick, "include_reasoning": include_reasoning}
+    await answering_of(svc, sampling, **answer)  # refused before the job is stored: nothing fetched, ever
     items = batch_inputs(prompts, messages, svc.settings.max_batch_items)
+    if tools and prompts is not None:
+        raise InputError("`tools` need `messages` (chats): the model's chat template is what shows it the tools.")
     chars = sum(len(p) for p in prompts or ()) + sum(len(m.content) for chat in messages or () for m in chat)
     check_size(chars, svc.settings.max_input_chars, "The batch (all items together)")
     with_adapters(items, svc, adapter, item_adapters, principal_of(ctx))
     caller = principal_of(ctx)
-    job_id = svc.jobs.submit(items, sampling, caller.client, caller)
+    job_id = svc.jobs.submit(items, sampling, caller.client, caller, answer)
     if (hooks := current_task.get()) is not None:
         hooks.on_job(job_id)
     if not wait:

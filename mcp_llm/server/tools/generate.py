@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from mcp_llm.core import answers
-from mcp_llm.core.inference import prompt_token_ids, structured_validator
+from mcp_llm.core.inference import prompt_token_ids
 from mcp_llm.core.registry import adapters
-from mcp_llm.core.tool_use import tool_use
 from mcp_llm.schemas import ChatMessage, GenerateResult, SamplingOptions, TokenCount
+from mcp_llm.server.tools.answer_args import IncludeReasoningArg, PickArg, ToolChoiceArg, ToolsArg, answering_of
 from mcp_llm.server.tools.common import (
     AdapterArg,
     client_name,
@@ -41,27 +40,10 @@ async def generate(
         Literal["interactive", "bulk"] | None,
         Field(description="Scheduling: interactive (default) goes ahead of bulk work; bulk yields to others' calls."),
     ] = None,
-    tools: Annotated[
-        list[dict[str, Any]] | None,
-        Field(
-            description="Functions the model may call, OpenAI's shape: "
-            "[{'type': 'function', 'function': {'name', 'description', 'parameters': JSON Schema}}]. Needs messages."
-        ),
-    ] = None,
-    tool_choice: Annotated[
-        str | dict[str, Any] | None,
-        Field(
-            description="auto (default with tools: the model decides; needs the server's --tool-call-parser), none, "
-            "required (some call, constrained: any model), or a tool's name (that call, constrained)."
-        ),
-    ] = None,
-    include_reasoning: Annotated[
-        bool, Field(description="Return the model's reasoning in `reasoning` (with the server's --reasoning-parser).")
-    ] = False,
-    pick: Annotated[
-        answers.Pick,
-        Field(description="With n > 1, which sample is `text`: the first, or the most confident (mean logprob)."),
-    ] = "first",
+    tools: ToolsArg = None,
+    tool_choice: ToolChoiceArg = None,
+    include_reasoning: IncludeReasoningArg = False,
+    pick: PickArg = "first",
 ) -> GenerateResult:
     """Generate text with the served model.
 
@@ -78,22 +60,17 @@ async def generate(
     """
     svc = services_of(ctx)
     settings = svc.settings
-    use = await tool_use(tools, tool_choice, settings.tool_call_parser)
-    sampling = answers.for_picking(use.constrain(sampling) if use else sampling, pick)
-    validator = await structured_validator(sampling.json_schema)  # checked (no remote refs) off the loop
-    templated = use.templated if use else None
-    token_ids = await prompt_token_ids(svc.engine, prompt, messages, settings.max_input_chars, templated)
+    plan = await answering_of(svc, sampling, tools, tool_choice, pick, include_reasoning)
+    token_ids = await prompt_token_ids(svc.engine, prompt, messages, settings.max_input_chars, plan.templated_tools)
     lora = adapters.resolve_adapter(svc, adapter, principal_of(ctx))
     client = client_name(ctx)
     async with live_text(ctx, settings.progress_interval_s) as on_text:
         completion = await svc.recorder.complete(
-            token_ids, sampling, client=client, kind="generate", adapter=lora, priority=priority, on_text=on_text
+            token_ids, plan.sampling, client=client, kind="generate", adapter=lora, priority=priority, on_text=on_text
         )
-    completion = answers.picked(completion, pick)
-    completion, reasoning = answers.split_reasoning(svc.engine, settings.reasoning_parser, completion)
-    completion, parsed, calls = await answers.answer(svc.engine, completion, sampling, validator, use)
-    fields = completion.model_dump() | {"reasoning": reasoning if include_reasoning else None}
-    return GenerateResult(**fields, model=svc.engine.model_name, parsed=parsed, tool_calls=calls)
+    done = await plan.finish(svc.engine, completion)
+    fields = done.completion.model_dump() | {"reasoning": done.reasoning}
+    return GenerateResult(**fields, model=svc.engine.model_name, parsed=done.parsed, tool_calls=done.tool_calls)
 
 
 @tool_errors
