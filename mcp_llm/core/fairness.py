@@ -5,7 +5,13 @@ and a client with three jobs gets no more of the engine than a client with one.
 
 Slots are granted by a dispatcher that runs after the requests of the moment are queued (not on the spot), so two
 jobs submitted together share the window from their first item instead of the first one taking all of it; while
-several clients want slots, none holds more than its even part unless the others leave theirs unused."""
+several clients want slots, none holds more than its even part unless the others leave theirs unused.
+
+The default window keeps a few engine seats free for interactive calls (vLLM does not preempt a running request
+for a waiting one of higher priority, so a call arriving at a full engine waits for a bulk item to finish). Those
+seats are lent to bulk work while no interactive call has run for `LEND_AFTER_S`: a job alone on the server uses the
+whole engine, and once a call comes, no bulk item takes a freed seat until the bulk share is back inside the
+window."""
 
 from __future__ import annotations
 
@@ -13,19 +19,28 @@ import asyncio
 import contextlib
 import math
 from collections import Counter, OrderedDict, deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+
+LEND_AFTER_S = 2.0  # the reserved seats go to bulk work once interactive calls have been quiet this long
 
 
 class FairGate:
-    """`capacity` slots; requests queue per client and are granted round-robin across clients."""
+    """`window` slots (plus `spare` ones while `lending()` says no interactive call needs them); requests queue
+    per client and are granted round-robin across clients."""
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
+    def __init__(self, window: int, spare: int = 0, lending: Callable[[], bool] | None = None) -> None:
+        self.window, self.spare = window, spare
+        self.lending = lending or (lambda: False)
         self.used = 0
         self.peak = 0  # the most slots ever held at once (the window holds: peak <= capacity)
         self.held: Counter[str] = Counter()
         self._waiting: OrderedDict[str, deque[asyncio.Future[None]]] = OrderedDict()
         self._dispatch_soon = False
+
+    @property
+    def capacity(self) -> int:
+        """Slots bulk work may hold now: the window, and the spare seats while interactive calls are quiet."""
+        return self.window + (self.spare if self.spare and self.lending() else 0)
 
     @property
     def waiting(self) -> int:
@@ -82,7 +97,8 @@ class FairGate:
         """Grant free slots round-robin across waiting clients; a client at its even part of the window waits
         while another client under its part waits too."""
         self._dispatch_soon = False
-        while self.used < self.capacity and self._waiting:
+        capacity = self.capacity
+        while self.used < capacity and self._waiting:
             client = self._next_client()
             queue = self._waiting[client]
             granted = queue.popleft()

@@ -3,6 +3,7 @@ a "busy, retry" error instead of queueing without limit (batch jobs have their o
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,10 +18,15 @@ class InflightLimiter:
         self.total, self.per_client = total, per_client
         self._counts: Counter[str] = Counter()
         self._inflight = 0
+        self._last_end = float("-inf")  # monotonic time the last request ended
 
     @property
     def inflight(self) -> int:
         return self._inflight
+
+    def quiet_for(self) -> float:
+        """Seconds since the last interactive request ended; 0 while one is in flight."""
+        return 0.0 if self._inflight else time.monotonic() - self._last_end
 
     @contextmanager
     def slot(self, client: str) -> Iterator[None]:
@@ -39,6 +45,7 @@ class InflightLimiter:
         try:
             yield
         finally:
+            self._last_end = time.monotonic()
             self._inflight -= 1
             self._counts[client] -= 1
             if not self._counts[client]:

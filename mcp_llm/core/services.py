@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mcp_llm import default_model, embedding_model
 from mcp_llm.background import repeating
-from mcp_llm.core.fairness import FairGate
+from mcp_llm.core.fairness import LEND_AFTER_S, FairGate
 from mcp_llm.core.inference import Recorder
 from mcp_llm.core.jobs import JobRunner
 from mcp_llm.core.limits import InflightLimiter
@@ -102,10 +102,20 @@ PRUNE_EVERY_S = 600.0
 
 
 def job_window_for(max_num_seqs: int) -> int:
-    """Batch items in the engine at once: nearly a full engine batch, with seats left free (an eighth, at least
-    two) so an interactive call is scheduled at once instead of waiting for a bulk item to finish (vLLM does not
-    preempt a running request for a waiting one of higher priority)."""
+    """Batch items in the engine at once while interactive calls run: nearly a full engine batch, with seats left
+    free (an eighth, at least two) so an interactive call is scheduled at once instead of waiting for a bulk item to
+    finish (vLLM does not preempt a running request for a waiting one of higher priority)."""
     return max(1, max_num_seqs - max(2, max_num_seqs // 8))
+
+
+def job_gate(settings: Settings, engine: EngineBackend, limiter: InflightLimiter) -> FairGate:
+    """The window batch items enter the engine through: `job_window` when set; by default the engine's seats less
+    those kept for interactive calls, which bulk work borrows while interactive calls are quiet."""
+    if settings.job_window:
+        return FairGate(settings.job_window)
+    seats = engine.config().max_num_seqs or 256
+    window = job_window_for(seats)
+    return FairGate(window, seats - window, lambda: limiter.quiet_for() >= LEND_AFTER_S)
 
 
 def configured(settings: Settings, state: EngineState, detail: str = "") -> EngineConfig:
@@ -244,9 +254,9 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
     recorder = Recorder(
         engine, metrics, store, settings.log_request_text, salt_for, limiter, quotas, settings.prioritized
     )
-    window = settings.job_window or job_window_for(engine.config().max_num_seqs or 256)
-    jobs = JobRunner(store, recorder, settings.item_retry_s, settings.job_lease_s, FairGate(window))
+    jobs = JobRunner(store, recorder, settings.item_retry_s, settings.job_lease_s, job_gate(settings, engine, limiter))
     jobs.max_database_bytes = settings.max_database_bytes
+    jobs.parsers = {"tool_call_parser": settings.tool_call_parser, "reasoning_parser": settings.reasoning_parser}
     services = Services(settings, engine, store, metrics, recorder, jobs, limiter, embedder)
     flusher = asyncio.create_task(_flush_every(store, settings.flush_interval_s))
     jobs.resume(take_all=settings.backend == "local")  # local: this server alone owns the data dir

@@ -22,6 +22,7 @@ class JobSettings(BaseModel):
         None,
         ge=1,
         description="Batch items in the engine at once across all jobs, handed round-robin across clients "
-        "(default: the engine's max_num_seqs less an eighth, kept free for interactive calls).",
+        "(default: the engine's max_num_seqs less an eighth, kept free for interactive calls and lent to bulk work "
+        "while no interactive call has run for 2 s; a value set here is a fixed window).",
     )
     flush_interval_s: float = Field(0.2, gt=0, description="How often buffered results are written to SQLite.")

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from mcp import Client
 
-from mcp_llm.core.fairness import FairGate
+from mcp_llm.core.fairness import LEND_AFTER_S, FairGate
 from mcp_llm.core.services import Services
 from mcp_llm.schemas import SamplingOptions
 
@@ -94,6 +94,28 @@ async def test_the_window_holds_and_a_client_with_three_jobs_does_not_starve_one
     assert ends[one] < max(ends[j] for j in many), "dave's one job ends before carol's three"
     # one for one while both wait: carol has about dave's 12 done (plus what was in the window), not all 36
     assert sum(done_then[one][j] for j in many) <= 12 + 4, done_then[one]
+
+
+async def test_a_job_alone_borrows_the_interactive_seats_until_a_call_comes(client: Client, services: Services) -> None:
+    """The server's own window: a job alone fills every engine seat; while an interactive call runs the spare
+    seats are the call's again (no bulk item takes a freed one past the window); the job still ends whole."""
+    gate, seats = services.jobs.gate, services.engine.config().max_num_seqs
+    assert gate.window < seats == gate.window + gate.spare
+    await asyncio.sleep(LEND_AFTER_S)  # earlier tests' calls are over
+    job = submit(services, "bulk-alone", 3 * seats)
+    for _ in range(200):
+        if gate.used == seats:
+            break
+        await asyncio.sleep(0.05)
+    assert gate.used == seats, (gate.used, seats)  # the reserved seats are lent out
+    call = asyncio.create_task(client.call_tool("generate", SHORT))
+    while not call.done():
+        await asyncio.sleep(0.01)
+        if services.limiter.inflight:
+            assert gate.capacity == gate.window  # the call is in flight: bulk keeps to the window
+    assert not call.result().is_error
+    await services.jobs.progress(job).finished.wait()
+    assert done_items(services, job) == 3 * seats and gate.used == 0
 
 
 async def test_two_equal_jobs_started_together_end_together(services: Services, window: FairGate) -> None:

@@ -106,3 +106,33 @@ def test_the_default_window_leaves_seats_free_for_interactive_calls() -> None:
     from mcp_llm.core.services import job_window_for
 
     assert [job_window_for(n) for n in (1, 4, 16, 128, 256)] == [1, 2, 14, 112, 224]
+
+
+async def test_reserved_seats_are_lent_to_bulk_work_only_while_interactive_calls_are_quiet() -> None:
+    quiet = True
+    gate = FairGate(6, 2, lambda: quiet)  # 8 seats, 2 kept for interactive calls
+    held = [gate.request("bulk") for _ in range(10)]
+    await asyncio.sleep(0)
+    assert sum(f.done() for f in held) == 8 == gate.used  # a job alone takes every seat
+    quiet = False  # an interactive call runs: freed seats go back to the window, not to the waiting bulk items
+    gate.release("bulk")
+    gate.release("bulk")
+    await asyncio.sleep(0)
+    assert gate.used == 6 and sum(f.done() for f in held) == 8
+    gate.release("bulk")
+    await asyncio.sleep(0)
+    assert gate.used == 6 and sum(f.done() for f in held) == 9  # inside the window again: one more granted
+    quiet = True
+    gate.release("bulk")  # quiet again: the next release lends the spare seats out
+    await asyncio.sleep(0)
+    assert gate.used == 6 and sum(f.done() for f in held) == 10
+
+
+def test_the_limiter_says_how_long_interactive_calls_have_been_quiet() -> None:
+    from mcp_llm.core.limits import InflightLimiter
+
+    limiter = InflightLimiter(4, 4)
+    assert limiter.quiet_for() == float("inf")  # none yet
+    with limiter.slot("a"):
+        assert limiter.quiet_for() == 0.0
+    assert 0.0 < limiter.quiet_for() < 1.0
