@@ -3,7 +3,8 @@
 For each scheduling policy (`--policies priority,fcfs`; one engine start each, in this process):
 
   idle         client B's short `generate` calls (MCP tool path, in-memory client) on an idle engine
-  backlog N    the same calls while client A's N-item batch job runs (N from `--backlogs`, e.g. 100 and 2000)
+  backlog N    the same calls while client A keeps N batch items outstanding (jobs topped up as they drain;
+               N from `--backlogs`, e.g. 100 and 2000)
   bulk cost    A's batch throughput (output tok/s) alone, and with B's calls running alongside
   fair share   A and B start equal batches together (end-time ratio); C runs three jobs against D's one (D's
                items done when D's job ends, against C's)
@@ -21,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import platform
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -63,6 +66,33 @@ def submit(svc: Any, client: str, items: int, tag: str = "") -> str:
     return svc.jobs.submit(inputs, SamplingOptions(max_tokens=BULK_TOKENS, ignore_eos=True, temperature=0), client)
 
 
+@contextlib.asynccontextmanager
+async def steady_backlog(svc: Any, client: str, items: int, tag: str) -> AsyncIterator[None]:
+    """`client` keeps `items` bulk items outstanding (submitted, not finished) while the block runs: as its jobs
+    drain, new ones top the backlog up (every 50 ms), so each call is measured behind the whole backlog, not
+    behind what is left of a job that is ending. Every job is cancelled at the end."""
+    jobs: list[str] = []
+
+    def outstanding() -> int:
+        live = (svc.jobs.progress(j) for j in jobs)
+        return sum(p.total - p.done for p in live if p is not None and not p.finished.is_set())
+
+    async def top_up() -> None:
+        while True:
+            if (missing := items - outstanding()) > 0:
+                jobs.append(submit(svc, client, missing, f"{tag}{len(jobs)}-"))
+            await asyncio.sleep(0.05)
+
+    feeder = asyncio.create_task(top_up())
+    try:
+        yield
+    finally:
+        feeder.cancel()
+        await asyncio.gather(feeder, return_exceptions=True)
+        for job in jobs:
+            await svc.jobs.cancel(job)
+
+
 async def finished(svc: Any, job_id: str) -> float:
     await svc.jobs.progress(job_id).finished.wait()
     return time.perf_counter()
@@ -92,13 +122,9 @@ async def measure_policy(policy: str, args: argparse.Namespace, data_dir: Path) 
         idle = await short_calls(b, args.calls)
         row["idle"] = {"p50_s": statistics.median(idle), "p95_s": percentile(idle, 0.95), "calls": len(idle)}
         for backlog in args.backlogs:
-            job = submit(svc, "A", backlog, f"b{backlog}-")
-            await asyncio.sleep(0.5)  # A's items are in the engine first
-            done = asyncio.Event()
-            ended = asyncio.create_task(finished(svc, job))
-            ended.add_done_callback(lambda _, done=done: done.set())
-            loaded = await short_calls(b, args.calls, until=done)
-            await svc.jobs.cancel(job)
+            async with steady_backlog(svc, "A", backlog, f"b{backlog}-"):
+                await asyncio.sleep(0.5)  # A's items are in the engine first
+                loaded = await short_calls(b, args.calls)
             row[f"backlog_{backlog}"] = {
                 "p50_s": statistics.median(loaded),
                 "p95_s": percentile(loaded, 0.95),
@@ -136,9 +162,14 @@ async def measure_policy(policy: str, args: argparse.Namespace, data_dir: Path) 
 
 def ratios(row: dict[str, Any], backlogs: list[int]) -> dict[str, float]:
     small, large = row[f"backlog_{backlogs[0]}"]["p50_s"], row[f"backlog_{backlogs[-1]}"]["p50_s"]
+    # one engine step with the window full of bulk items (each step adds one token per item), and the steps a
+    # short call needs (its prefill and each token): on the CPU, where a full batch makes each step slower, the
+    # loaded call's p50 over these steps says how much of its time is waiting rather than the step cost
+    step_s = row["job_window"] / row["bulk_alone"]["tok_per_s"]
     return {
         "p50_large_over_small_backlog": large / small,
         "p50_loaded_over_idle": large / row["idle"]["p50_s"],
+        "p50_loaded_over_full_batch_steps": large / ((SHORT["max_tokens"] + 1) * step_s),
         "bulk_with_b_over_alone": row["bulk_with_b"]["tok_per_s"] / row["bulk_alone"]["tok_per_s"],
         "equal_jobs_end_ratio": row["equal_jobs_end_ratio"],
     }

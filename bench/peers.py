@@ -551,7 +551,6 @@ async def ours_batch(client: Any, prompts: list[str], max_tokens: int) -> dict[s
 
 async def inproc_phase(args: argparse.Namespace, prompts: list[str], out_dir: Path) -> list[dict[str, Any]]:
     """Raw AsyncLLM here against our server over HTTP (and stdio), each with its own engine."""
-    from mcp import Client
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(args.model)
@@ -565,37 +564,48 @@ async def inproc_phase(args: argparse.Namespace, prompts: list[str], out_dir: Pa
     port = free_port()
     http_log = out_dir / "peers-inproc-http.log"
     with tempfile.TemporaryDirectory(prefix="mcp-llm-peers-") as data_dir:
-        settings = engine_settings(args) | ours_settings(args)
-        proc = start_http_server(args.model, port, http_log, Path(data_dir), settings)
-        try:
-            started = time.perf_counter()
-            await wait_healthy(f"http://127.0.0.1:{port}/health", proc, http_log)
-            rows.append(emit1(row("ours HTTP start", "inproc", None, ready_s=round(time.perf_counter() - started, 1))))
-            url = f"http://127.0.0.1:{port}/mcp"
-            async with Client(url, read_timeout_seconds=CALL_TIMEOUT_S) as client:
-                await client.call_tool("generate", tool_args("ours", prompts[0], 4))
-                for c in args.concurrency:
-                    rows.append(emit1(row("raw AsyncLLM", "inproc", c, **await raw.run(c))))
-                    for procs in sorted({1, args.client_procs}):
-                        figures = await ours_http(url, prompts, args.max_tokens, c, procs)
-                        name = "ours generate HTTP" + (f" ({procs} client procs)" if procs > 1 else "")
-                        rows.append(emit1(row(name, "inproc", c, **figures)))
-                        rows.append(emit1(row("raw AsyncLLM", "inproc", c, **await raw.run(c))))
-                rows.append(emit1(row("raw AsyncLLM 1-token", "inproc", 1, **await raw.one_token(args.k))))
-                rows.append(
-                    emit1(row("ours HTTP 1-token", "inproc", 1, **await ours_one_token(client, prompts, args.k)))
-                )
-                if args.profile:
-                    profiler = profile_start(args.profile, proc.pid, "inproc-http")
-                    figures = await ours_http(url, prompts, args.max_tokens, args.concurrency[0])
-                    rows.append(emit1(row("ours generate HTTP (profiled)", "inproc", args.concurrency[0], **figures)))
-                    if profiler is not None:
-                        profiler.wait()
-        finally:
-            stop_server(proc)
+        if args.http:
+            rows += await http_rows(args, prompts, raw, port, http_log, Path(data_dir))
         if args.stdio:
             rows += await stdio_rows(args, prompts, raw, out_dir, Path(data_dir))
     raw.engine.shutdown()
+    return rows
+
+
+async def http_rows(
+    args: argparse.Namespace, prompts: list[str], raw: RawEngine, port: int, http_log: Path, data_dir: Path
+) -> list[dict[str, Any]]:
+    """Our server over HTTP: `generate` clients at each concurrency between bracketing raw runs; one-token
+    overhead; a profiled run when asked."""
+    from mcp import Client
+
+    rows: list[dict[str, Any]] = []
+    settings = engine_settings(args) | ours_settings(args)
+    proc = start_http_server(args.model, port, http_log, data_dir, settings)
+    try:
+        started = time.perf_counter()
+        await wait_healthy(f"http://127.0.0.1:{port}/health", proc, http_log)
+        rows.append(emit1(row("ours HTTP start", "inproc", None, ready_s=round(time.perf_counter() - started, 1))))
+        url = f"http://127.0.0.1:{port}/mcp"
+        async with Client(url, read_timeout_seconds=CALL_TIMEOUT_S) as client:
+            await client.call_tool("generate", tool_args("ours", prompts[0], 4))
+            for c in args.concurrency:
+                rows.append(emit1(row("raw AsyncLLM", "inproc", c, **await raw.run(c))))
+                for procs in sorted({1, args.client_procs}):
+                    figures = await ours_http(url, prompts, args.max_tokens, c, procs)
+                    name = "ours generate HTTP" + (f" ({procs} client procs)" if procs > 1 else "")
+                    rows.append(emit1(row(name, "inproc", c, **figures)))
+                    rows.append(emit1(row("raw AsyncLLM", "inproc", c, **await raw.run(c))))
+            rows.append(emit1(row("raw AsyncLLM 1-token", "inproc", 1, **await raw.one_token(args.k))))
+            rows.append(emit1(row("ours HTTP 1-token", "inproc", 1, **await ours_one_token(client, prompts, args.k))))
+            if args.profile:
+                profiler = profile_start(args.profile, proc.pid, "inproc-http")
+                figures = await ours_http(url, prompts, args.max_tokens, args.concurrency[0])
+                rows.append(emit1(row("ours generate HTTP (profiled)", "inproc", args.concurrency[0], **figures)))
+                if profiler is not None:
+                    profiler.wait()
+    finally:
+        stop_server(proc)
     return rows
 
 
@@ -714,6 +724,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="inproc: also run the HTTP clients spread over this many processes (independent agents)",
     )
     p.add_argument("--stdio", action="store_true", help="inproc: also our server over stdio (batch, overhead)")
+    p.add_argument(
+        "--http", action=argparse.BooleanOptionalAction, default=True, help="inproc: our server over HTTP (generate)"
+    )
     p.add_argument(
         "--profile",
         default=None,
