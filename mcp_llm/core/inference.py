@@ -37,6 +37,24 @@ def check_size(chars: int, limit: int | None, what: str) -> None:
         )
 
 
+def prompt_input(
+    prompt: str | None, messages: list[ChatMessage] | None, tools: list[dict] | None = None
+) -> str | list[ChatMessage]:
+    """The one input a request has, a raw prompt or a chat; says what to fix otherwise (neither or both, empty,
+    tools with a raw prompt)."""
+    if (prompt is None) == (messages is None):
+        raise InputError("Give exactly one of `prompt` (raw text) or `messages` (a chat), not both or neither.")
+    if messages is not None:
+        if not messages:
+            raise InputError("`messages` is empty: give at least one message, e.g. {'role': 'user', 'content': ...}.")
+        return messages
+    if tools:
+        raise InputError("`tools` need `messages` (a chat): the model's chat template is what shows it the tools.")
+    if not prompt:
+        raise InputError("`prompt` is empty: give the text to continue.")
+    return prompt
+
+
 async def prompt_token_ids(
     engine: EngineBackend,
     prompt: str | None,
@@ -45,22 +63,14 @@ async def prompt_token_ids(
     tools: list[dict] | None = None,
 ) -> list[int]:
     """Token ids for exactly one of a raw prompt or a chat (with `tools` shown to templates that show them),
-    tokenized off the event loop when large; says what to fix otherwise (neither or both, empty, over
-    `max_chars`, tools with a raw prompt)."""
-    if (prompt is None) == (messages is None):
-        raise InputError("Give exactly one of `prompt` (raw text) or `messages` (a chat), not both or neither.")
-    if messages is not None:
-        if not messages:
-            raise InputError("`messages` is empty: give at least one message, e.g. {'role': 'user', 'content': ...}.")
-        chars = sum(len(m.content or "") for m in messages)
-        check_size(chars, max_chars, "`messages`")
-        return await _tokenize(chars, lambda turns: engine.tokenize_chat(turns, tools), messages)
-    if tools:
-        raise InputError("`tools` need `messages` (a chat): the model's chat template is what shows it the tools.")
-    if not prompt:
-        raise InputError("`prompt` is empty: give the text to continue.")
-    check_size(len(prompt), max_chars, "`prompt`")
-    return await _tokenize(len(prompt), engine.tokenize_text, prompt)
+    tokenized off the event loop when large; says what to fix otherwise (see prompt_input; over `max_chars`)."""
+    value = prompt_input(prompt, messages, tools)
+    if isinstance(value, str):
+        check_size(len(value), max_chars, "`prompt`")
+        return await _tokenize(len(value), engine.tokenize_text, value)
+    chars = sum(len(m.content or "") for m in value)
+    check_size(chars, max_chars, "`messages`")
+    return await _tokenize(chars, lambda turns: engine.tokenize_chat(turns, tools), value)
 
 
 async def _tokenize(chars: int, tokenize: Callable[[Any], list[int]], value: Any) -> list[int]:

@@ -21,10 +21,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import anyio
+
 from mcp_llm.core.access import Principal, not_found
 from mcp_llm.core.answers import Answer, Answering, answering
 from mcp_llm.core.fairness import FairGate
-from mcp_llm.core.inference import Recorder, prompt_token_ids
+from mcp_llm.core.inference import Recorder, prompt_input
 from mcp_llm.core.store import JOB_OPEN, Store, request_item
 from mcp_llm.engine.base import Adapter, routing_key
 from mcp_llm.errors import InputError, Retryable
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)  # waits between retries of an item, the last one repeated
+PREPARE_CHUNK = 64  # items tokenized together ahead of their window slots
 
 
 @dataclass
@@ -190,7 +193,7 @@ class JobRunner:
                 plan = await answering(sampling, **answer, **self.parsers)
             except InputError as exc:
                 plan = exc
-            admitted = contextlib.aclosing(self._admitted(items, client, functools.partial(self._prompt, plan=plan)))
+            admitted = contextlib.aclosing(self._admitted(items, client, functools.partial(self._prompts, plan=plan)))
             async with asyncio.TaskGroup() as group, admitted as granted:  # item tasks exist only with a slot
                 async for prompt in granted:
                     group.create_task(self._released(self._item(job_id, prompt, plan, client, progress), client))
@@ -219,12 +222,15 @@ class JobRunner:
                 await asyncio.sleep(wait)
 
     async def _admitted(
-        self, items: list[tuple[int, dict]], client: str, prepare: Callable[[int, dict], Awaitable[Prompt]]
+        self,
+        items: list[tuple[int, dict]],
+        client: str,
+        prepare: Callable[[list[tuple[int, dict]]], Awaitable[list[Prompt]]],
     ) -> AsyncIterator[Prompt]:
         """The items' prompts, each once the fair window grants it a slot. A job keeps up to a window's worth of
         requests queued (futures, not item tasks), so its client can take its even part whenever slots free up, and
-        tokenizes the items those requests are for while it waits: when a wave of items ends, the next wave is
-        ready for the engine at once instead of passing the chat template one by one on the event loop."""
+        tokenizes the items those requests are for while it waits, a chunk at a time off the event loop: when a
+        wave of items ends, the next wave is ready for the engine at once."""
         ahead: deque[asyncio.Future[None]] = deque()
         ready: deque[Prompt] = deque()  # ready[k] is items[n + k]
         try:
@@ -232,24 +238,36 @@ class JobRunner:
                 while len(ahead) < self.gate.capacity and n + len(ahead) < len(items):
                     ahead.append(self.gate.request(client))
                 while not ready or (len(ready) < len(ahead) and not ahead[0].done()):
-                    ready.append(await prepare(*items[n + len(ready)]))
-                    await asyncio.sleep(0)  # one item at a time: the loop serves everyone else in between
+                    start = n + len(ready)
+                    ready.extend(await prepare(items[start : start + min(PREPARE_CHUNK, len(ahead) - len(ready))]))
                 await asyncio.shield(ahead[0])
                 ahead.popleft()
                 yield ready.popleft()
         finally:
             self.gate.withdraw(client, ahead)
 
-    async def _prompt(self, index: int, item: dict, plan: Answering | InputError) -> Prompt:
-        """One item's token ids (the chat template shows it the job's tools), or why it cannot run."""
-        try:
-            if isinstance(plan, InputError):
-                raise InputError(str(plan))
-            messages = [ChatMessage.model_validate(m) for m in item["messages"]] if "messages" in item else None
-            ids = await prompt_token_ids(self.recorder.engine, item.get("prompt"), messages, None, plan.templated_tools)
-        except Exception as exc:
-            return Prompt(index, item, error=exc)
-        return Prompt(index, item, ids)
+    async def _prompts(self, items: list[tuple[int, dict]], plan: Answering | InputError) -> list[Prompt]:
+        """Items' token ids (the chat template shows them the job's tools), or why each cannot run; tokenized in
+        one batch, in a worker thread."""
+        if isinstance(plan, InputError):
+            return [Prompt(i, item, error=InputError(str(plan))) for i, item in items]
+        return await anyio.to_thread.run_sync(self._tokenized, items, plan.templated_tools)
+
+    def _tokenized(self, items: list[tuple[int, dict]], tools: list[dict] | None) -> list[Prompt]:
+        inputs: list[str | list[ChatMessage] | Exception] = []
+        for _, item in items:
+            try:
+                messages = [ChatMessage.model_validate(m) for m in item["messages"]] if "messages" in item else None
+                inputs.append(prompt_input(item.get("prompt"), messages, tools))
+            except Exception as exc:
+                inputs.append(exc)
+        valid = [value for value in inputs if not isinstance(value, Exception)]
+        encoded = iter(self.recorder.engine.tokenize_many(valid, tools) if valid else ())
+        prompts = []
+        for (i, item), value in zip(items, inputs, strict=True):
+            ids = value if isinstance(value, Exception) else next(encoded)
+            prompts.append(Prompt(i, item, error=ids) if isinstance(ids, Exception) else Prompt(i, item, ids))
+        return prompts
 
     async def _released(self, item: Awaitable[None], client: str) -> None:
         """Run one item, then pass its window slot on."""

@@ -96,6 +96,13 @@ class EngineBackend(Protocol):
         OpenAI's shape, for templates that show the model its tools)."""
         ...
 
+    def tokenize_many(
+        self, inputs: list[str | list[ChatMessage]], tools: list[dict] | None = None
+    ) -> list[list[int] | InputError]:
+        """Token ids of many raw prompts and chats at once, each as tokenize_text or tokenize_chat gives it; a chat
+        the template rejects gets its InputError in its place."""
+        ...
+
     def tool_calls_in(self, parser_name: str, text: str, tools: list[dict]) -> tuple[list[dict], str]:
         """The calls in a completion's text, by vLLM's tool-call parser `parser_name`, and the text around them."""
         ...
@@ -151,13 +158,45 @@ class Tokenizing:
         return list(self._tokenizer.encode(text))
 
     def tokenize_chat(self, messages: list[ChatMessage], tools: list[dict] | None = None) -> list[int]:
+        return list(self._tokenizer.encode(self._rendered(messages, tools), add_special_tokens=False))
+
+    def tokenize_many(
+        self, inputs: list[str | list[ChatMessage]], tools: list[dict] | None = None
+    ) -> list[list[int] | InputError]:
+        """The chat templates rendered here, then every text encoded in one batch call of the Rust tokenizer (it
+        spreads them over the cores, without the GIL): a batch job's next items in a fraction of the time one by
+        one takes. Raw prompts get the tokenizer's special tokens (BOS), rendered chats have theirs already."""
+        out: list[list[int] | InputError] = [[] for _ in inputs]
+        raw: list[tuple[int, str]] = []
+        chats: list[tuple[int, str]] = []
+        for i, value in enumerate(inputs):
+            if isinstance(value, str):
+                raw.append((i, value))
+                continue
+            try:
+                chats.append((i, self._rendered(value, tools)))
+            except InputError as exc:
+                out[i] = exc
+        for group, special in ((raw, True), (chats, False)):
+            for (i, _), ids in zip(group, self._encoded([text for _, text in group], special), strict=True):
+                out[i] = ids
+        return out
+
+    def _rendered(self, messages: list[ChatMessage], tools: list[dict] | None) -> str:
         turns = [m.template_dict() for m in messages]
         extra = {"tools": tools} if tools else {}
         try:
-            text = self._tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True, **extra)
+            return self._tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True, **extra)
         except Exception as exc:  # jinja raises on turn orders or roles a template does not allow
             raise InputError(f"The model's chat template rejected these messages: {exc}") from exc
-        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def _encoded(self, texts: list[str], special: bool) -> list[list[int]]:
+        if not texts:
+            return []
+        backend = getattr(self._tokenizer, "backend_tokenizer", None)  # a fast (Rust) tokenizer
+        if backend is None:
+            return [list(self._tokenizer.encode(text, add_special_tokens=special)) for text in texts]
+        return [encoding.ids for encoding in backend.encode_batch(texts, add_special_tokens=special)]
 
     def detokenize(self, token_ids: list[int]) -> str:
         return self._tokenizer.decode(token_ids)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcp_llm.engine.base import Adapter, EngineBackend, EngineState, EngineStats, Phase
-from mcp_llm.errors import Retryable, Unavailable
+from mcp_llm.errors import InputError, Retryable, Unavailable
 from mcp_llm.schemas import ChatMessage, Completion, EngineConfig, SamplingOptions
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,11 @@ class SwappableEngine:
 
     def tokenize_chat(self, messages: list[ChatMessage], tools: list[dict] | None = None) -> list[int]:
         return self._engine.tokenize_chat(messages, tools)
+
+    def tokenize_many(
+        self, inputs: list[str | list[ChatMessage]], tools: list[dict] | None = None
+    ) -> list[list[int] | InputError]:
+        return self._engine.tokenize_many(inputs, tools)
 
     def tool_calls_in(self, parser_name: str, text: str, tools: list[dict]) -> tuple[list[dict], str]:
         return self._engine.tool_calls_in(parser_name, text, tools)

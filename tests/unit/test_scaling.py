@@ -45,6 +45,9 @@ class Tokens:
     def tokenize_text(self, text: str) -> list[int]:
         return [1] * len(text.split())
 
+    def tokenize_many(self, inputs: list, tools: object = None) -> list[list[int]]:
+        return [self.tokenize_text(text) for text in inputs]
+
 
 class StandInRecorder:
     """Completes each item after `delay_s` (forever when None), counting the items it ran."""
