@@ -117,7 +117,8 @@ async def measure_policy(policy: str, args: argparse.Namespace, data_dir: Path) 
     row: dict[str, Any] = {"policy": policy}
     async with open_services(settings) as svc, Client(create_app(settings, shared=svc)) as b:
         config = svc.engine.config()
-        row["max_num_seqs"], row["job_window"] = config.max_num_seqs, svc.jobs.gate.capacity
+        gate = svc.jobs.gate  # the window while interactive calls run, and the seats lent to bulk work when quiet
+        row["max_num_seqs"], row["job_window"], row["lent_seats"] = config.max_num_seqs, gate.window, gate.spare
         await short_calls(b, 2)  # warm-up
         idle = await short_calls(b, args.calls)
         row["idle"] = {"p50_s": statistics.median(idle), "p95_s": percentile(idle, 0.95), "calls": len(idle)}

@@ -624,13 +624,29 @@ async def stdio_rows(
     with (out_dir / "peers-inproc-stdio.log").open("w") as errlog:
         async with Client(stdio_client(params, errlog=errlog), read_timeout_seconds=START_TIMEOUT_S) as client:
             await client.call_tool("generate", tool_args("ours", prompts[0], 4))
+            await asyncio.sleep(2.5)  # the warm-up call is over: the batch runs alone (the window lends every seat)
             rows.append(emit1(row("raw AsyncLLM all at once", "inproc", 0, **await raw.run(0))))
             rows.append(
                 emit1(row("ours batch stdio", "inproc", 0, **await ours_batch(client, prompts, args.max_tokens)))
             )
             rows.append(emit1(row("raw AsyncLLM all at once", "inproc", 0, **await raw.run(0))))
             rows.append(emit1(row("ours stdio 1-token", "inproc", 1, **await ours_one_token(client, prompts, args.k))))
+            if args.profile:
+                await asyncio.sleep(2.5)
+                profiler = profile_start(args.profile, server_pid(), "inproc-stdio-batch")
+                figures = await ours_batch(client, prompts, args.max_tokens)
+                rows.append(emit1(row("ours batch stdio (profiled)", "inproc", 0, **figures)))
+                if profiler is not None:
+                    profiler.wait()
     return rows
+
+
+def server_pid() -> int | None:
+    """The pid of our stdio server (a child process of this one running server.py)."""
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    return next((p.pid for p in children if any("server.py" in part for part in p.cmdline())), None)
 
 
 # --------------------------------------------------------------------------- report
