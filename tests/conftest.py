@@ -30,6 +30,10 @@ REPO = Path(__file__).resolve().parent.parent
 # cache (~11k tokens of the default model, plenty for the tests' short calls) instead of the CPU default of 2 GiB:
 # the two pytest-xdist workers' engines then fit beside each other in 24 GiB.
 os.environ.setdefault("MCP_LLM_KV_CACHE_MEMORY_BYTES", str(512 << 20))
+# Every test engine computes in float32, as the remote (REMOTE_ARGS) does: on a CPU with bf16 instructions `auto`
+# is vLLM's bf16, whose rounding turned the default model's greedy answers (and the two backends' logprobs) into
+# other ones than on a CPU without them (CI of 1 Dec: "L'Étoile, la Marseillaise" for the capital of France).
+os.environ.setdefault("MCP_LLM_DTYPE", "float32")
 WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, ... under `pytest -n N`; None in a plain run
 if WORKER:
     # vLLM's CPU backend binds every engine's compute threads to core 0 unless told otherwise: each worker's
@@ -41,7 +45,7 @@ if WORKER:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 # Models are made once per machine (the default model store); databases live in per-test temp dirs.
 MODELS_DIR = Settings().model_store
-# The remote vLLM runs as the in-process engine does in tests: eager, float32 (no bf16 here), 2048 context, the
+# The remote vLLM runs as the in-process engine does in tests: eager, float32, 2048 context, the
 # priority scheduler (our remote backend then sends each request's priority: --scheduling-policy priority).
 REMOTE_ARGS = ("--enforce-eager", "--dtype", "float32", "--max-model-len", "2048", "--scheduling-policy", "priority")
 

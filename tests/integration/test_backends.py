@@ -79,6 +79,12 @@ async def test_agent_options_work_the_same_on_both(on: Client) -> None:
     )
     (call,) = called.structured_content["tool_calls"]
     assert call["name"] == "locate" and isinstance(call["arguments"]["city"], str), called.content
+    batched = await on.call_tool(
+        "batch",
+        {"messages": [CHAT, CHAT], "tools": [tool], "tool_choice": "locate", "max_tokens": 30, "temperature": 0},
+    )
+    for item in batched.structured_content["results"]:  # each item's call, as generate's for the same chat
+        assert item["tool_calls"][0]["arguments"] == call["arguments"], item
 
 
 async def test_prompt_logprobs_score_each_prompt_token(on: Client) -> None:

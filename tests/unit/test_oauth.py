@@ -60,12 +60,13 @@ def sign(payload: dict[str, Any], key: Any = KEY, kid: str | None = KID, algorit
 
 
 async def test_a_valid_token_names_its_client_scopes_and_role(verifier: JwtVerifier) -> None:
-    token = sign(claims())
+    signed = claims()
+    token = sign(signed)
     access = await verifier.verify_token(token)
     assert access is not None
     assert (access.token, access.client_id, access.subject) == (token, "alice-app", "user-42")
     assert access.scopes == ["openid", "mcp-llm:user"] and role_of_scopes(access.scopes) == "user"
-    assert access.resource == AUDIENCE and access.expires_at == claims()["exp"]
+    assert access.resource == AUDIENCE and access.expires_at == signed["exp"]
 
 
 async def test_the_client_is_client_id_else_azp_else_sub_and_scp_lists_scopes(verifier: JwtVerifier) -> None:
