@@ -12,7 +12,8 @@ Phases (`--phases remote,inproc`), each on the workload of bench.py (chat prompt
            trips over HTTP (round trip minus the engine's own time = per-call overhead); with `--stdio`, our
            server over stdio too: `batch` of all R (results read back, paged ones included) against raw
            `AsyncLLM` with all R at once, and the one-token overhead over stdio. Tokens: vLLM's counter (our
-           server's `/metrics`; the raw engine's Prometheus registry here).
+           server's `/metrics`; the raw engine's Prometheus registry here). `--front-ends 1,4` runs the HTTP rows
+           once per front-end count (`--api-server-count`; tokens then from the answered calls, `ignore_eos`).
 
 MCP servers of the remote phase: `ours` (this checkout's `server.py --backend openai`), `--ours-before DIR` (another
 checkout, for before/after in one lease) and `--peer-cmd` (e.g. micytao's `vllm-mcp-server`, installed in its own
@@ -480,9 +481,12 @@ def client_process(url: str, prompts: list[str], max_tokens: int, c: int, barrie
     out.put(asyncio.run(http_clients(url, prompts, max_tokens, c, lambda: asyncio.to_thread(barrier.wait))))
 
 
-async def ours_http(url: str, prompts: list[str], max_tokens: int, c: int, procs: int = 1) -> dict[str, Any]:
+async def ours_http(
+    url: str, prompts: list[str], max_tokens: int, c: int, procs: int = 1, counted: bool = True
+) -> dict[str, Any]:
     """c HTTP clients calling `generate`, in `procs` processes (the prompts dealt out among them); tokens from
-    the server's vLLM counter, wall time from the moment every client is connected."""
+    the server's vLLM counter (not `counted`: several front-ends, each with its own counter, so every answered
+    call's `max_tokens`, which `ignore_eos` makes exact), wall time from the moment every client is connected."""
     import multiprocessing
 
     import httpx
@@ -520,7 +524,8 @@ async def ours_http(url: str, prompts: list[str], max_tokens: int, c: int, procs
             for w in workers:
                 w.join()
         wall = time.perf_counter() - t0
-        return throughput(await read_counter(http, metrics) - before, wall, latencies, errors) | {"client_procs": procs}
+        tokens = await read_counter(http, metrics) - before if counted else (len(prompts) - len(errors)) * max_tokens
+        return throughput(tokens, wall, latencies, errors) | {"client_procs": procs}
 
 
 async def ours_one_token(client: Any, prompts: list[str], k: int) -> dict[str, Any]:
@@ -561,11 +566,10 @@ async def inproc_phase(args: argparse.Namespace, prompts: list[str], out_dir: Pa
     raw.start()
     rows.append(emit1(row("raw AsyncLLM start", "inproc", None, ready_s=round(time.perf_counter() - started, 1))))
     await raw.one(raw.token_prompts[0], 4)
-    port = free_port()
-    http_log = out_dir / "peers-inproc-http.log"
     with tempfile.TemporaryDirectory(prefix="mcp-llm-peers-") as data_dir:
-        if args.http:
-            rows += await http_rows(args, prompts, raw, port, http_log, Path(data_dir))
+        for n in args.front_ends if args.http else []:
+            http_log = out_dir / ("peers-inproc-http.log" if n == 1 else f"peers-inproc-http-{n}fe.log")
+            rows += await http_rows(args, prompts, raw, free_port(), http_log, Path(data_dir) / f"fe{n}", n)
         if args.stdio:
             rows += await stdio_rows(args, prompts, raw, out_dir, Path(data_dir))
     raw.engine.shutdown()
@@ -573,35 +577,45 @@ async def inproc_phase(args: argparse.Namespace, prompts: list[str], out_dir: Pa
 
 
 async def http_rows(
-    args: argparse.Namespace, prompts: list[str], raw: RawEngine, port: int, http_log: Path, data_dir: Path
+    args: argparse.Namespace,
+    prompts: list[str],
+    raw: RawEngine,
+    port: int,
+    http_log: Path,
+    data_dir: Path,
+    front_ends: int = 1,
 ) -> list[dict[str, Any]]:
-    """Our server over HTTP: `generate` clients at each concurrency between bracketing raw runs; one-token
-    overhead; a profiled run when asked."""
+    """Our server over HTTP (`front_ends` processes over its engine: `--api-server-count`): `generate` clients at
+    each concurrency between bracketing raw runs; one-token overhead; a profiled run when asked."""
     from mcp import Client
 
     rows: list[dict[str, Any]] = []
     settings = engine_settings(args) | ours_settings(args)
+    if front_ends > 1:
+        settings["api_server_count"] = front_ends
+    ours = "ours" + (f" {front_ends} front-ends" if front_ends > 1 else "")
     proc = start_http_server(args.model, port, http_log, data_dir, settings)
     try:
         started = time.perf_counter()
         await wait_healthy(f"http://127.0.0.1:{port}/health", proc, http_log)
-        rows.append(emit1(row("ours HTTP start", "inproc", None, ready_s=round(time.perf_counter() - started, 1))))
+        rows.append(emit1(row(f"{ours} HTTP start", "inproc", None, ready_s=round(time.perf_counter() - started, 1))))
         url = f"http://127.0.0.1:{port}/mcp"
         async with Client(url, read_timeout_seconds=CALL_TIMEOUT_S) as client:
             await client.call_tool("generate", tool_args("ours", prompts[0], 4))
             for c in args.concurrency:
                 rows.append(emit1(row("raw AsyncLLM", "inproc", c, **await raw.run(c))))
                 for procs in sorted({1, args.client_procs}):
-                    figures = await ours_http(url, prompts, args.max_tokens, c, procs)
-                    name = "ours generate HTTP" + (f" ({procs} client procs)" if procs > 1 else "")
+                    figures = await ours_http(url, prompts, args.max_tokens, c, procs, counted=front_ends == 1)
+                    name = f"{ours} generate HTTP" + (f" ({procs} client procs)" if procs > 1 else "")
                     rows.append(emit1(row(name, "inproc", c, **figures)))
                     rows.append(emit1(row("raw AsyncLLM", "inproc", c, **await raw.run(c))))
             rows.append(emit1(row("raw AsyncLLM 1-token", "inproc", 1, **await raw.one_token(args.k))))
-            rows.append(emit1(row("ours HTTP 1-token", "inproc", 1, **await ours_one_token(client, prompts, args.k))))
+            one_token = await ours_one_token(client, prompts, args.k)
+            rows.append(emit1(row(f"{ours} HTTP 1-token", "inproc", 1, **one_token)))
             if args.profile:
                 profiler = profile_start(args.profile, proc.pid, "inproc-http")
-                figures = await ours_http(url, prompts, args.max_tokens, args.concurrency[0])
-                rows.append(emit1(row("ours generate HTTP (profiled)", "inproc", args.concurrency[0], **figures)))
+                figures = await ours_http(url, prompts, args.max_tokens, args.concurrency[0], counted=front_ends == 1)
+                rows.append(emit1(row(f"{ours} generate HTTP (profiled)", "inproc", args.concurrency[0], **figures)))
                 if profiler is not None:
                     profiler.wait()
     finally:
@@ -739,6 +753,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1,
         help="inproc: also run the HTTP clients spread over this many processes (independent agents)",
     )
+    p.add_argument(
+        "--front-ends",
+        default="1",
+        help="inproc: comma list of our HTTP server's front-end process counts (--api-server-count), one server each",
+    )
     p.add_argument("--stdio", action="store_true", help="inproc: also our server over stdio (batch, overhead)")
     p.add_argument(
         "--http", action=argparse.BooleanOptionalAction, default=True, help="inproc: our server over HTTP (generate)"
@@ -752,6 +771,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.model = args.model or default_model()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    args.front_ends = [int(n) for n in args.front_ends.split(",")]
     args.phases = args.phases.split(",")
     return args
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from mcp_llm.server.process import log_to_stderr, loop_options
 from mcp_llm.server.prompts import PromptFileError
 from mcp_llm.settings import Settings, load_settings
 
@@ -28,19 +27,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("mcp_llm")
 
 
-def _log_to_stderr(level: str) -> None:
-    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per remote request otherwise
-
-
 def serve(settings: Settings) -> None:
     """Serve over stdio or Streamable HTTP until the client leaves or a signal arrives; refuse a damaged
     database, and a data dir that another in-process engine owns or that sits on a network share."""
 
     from mcp_llm import datadir
-    from mcp_llm.server import auth
+    from mcp_llm.server import auth, front_ends
 
+    if reason := front_ends.refusal(settings):
+        sys.exit(f"mcp-llm: {reason}")
     tokens: dict[str, Principal] = {}
     if settings.transport == "http":
         try:
@@ -66,8 +61,13 @@ def _run(settings: Settings, tokens: dict[str, Principal]) -> None:
     from mcp_llm.server import http
     from mcp_llm.server.app import create_app
 
+    if settings.api_server_count > 1:
+        from mcp_llm.server.front_ends import serve_front_ends
+
+        serve_front_ends(settings, tokens)
+        return
     app = create_app(settings, tokens=tokens)
-    loop = _loop_options()
+    loop = loop_options()
     if settings.transport == "stdio":
         # SIGTERM unwinds like Ctrl-C, so the lifespan drains and stops the engine (no orphan processes).
         signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -80,12 +80,6 @@ def _run(settings: Settings, tokens: dict[str, Principal]) -> None:
             f"{len(tokens)} bearer tokens" if tokens else "no authentication: loopback only",
         )
         anyio.run(http.serve, app, settings, backend_options=loop)  # uvicorn handles SIGINT/SIGTERM itself
-
-
-def _loop_options() -> dict[str, bool]:
-    """uvloop's event loop where it is installed (it comes with vLLM): every socket read, future and callback of
-    the serving loop costs less than on asyncio's own loop."""
-    return {"use_uvloop": importlib.util.find_spec("uvloop") is not None}
 
 
 def models_command(argv: list[str]) -> None:
@@ -122,11 +116,11 @@ def bench_command(argv: list[str]) -> None:
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["models"]:
-        _log_to_stderr("INFO")
+        log_to_stderr("INFO")
         models_command(argv[1:])
         return
     if argv[:1] == ["bench"]:
-        _log_to_stderr("INFO")
+        log_to_stderr("INFO")
         bench_command(argv[1:])
         return
     if argv[:1] == ["serve"]:
@@ -136,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
         sys.exit(f"mcp-llm: invalid settings: {problems}")
-    _log_to_stderr(settings.log_level)
+    log_to_stderr(settings.log_level)
     try:
         serve(settings)
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mcp_llm import default_model, embedding_model
 from mcp_llm.background import repeating
@@ -113,7 +114,7 @@ def job_gate(settings: Settings, engine: EngineBackend, limiter: InflightLimiter
     those kept for interactive calls, which bulk work borrows while interactive calls are quiet."""
     if settings.job_window:
         return FairGate(settings.job_window)
-    seats = engine.config().max_num_seqs or 256
+    seats = max(1, (engine.config().max_num_seqs or 256) // settings.api_server_count)  # a front-end's share
     window = job_window_for(seats)
     return FairGate(window, seats - window, lambda: limiter.quiet_for() >= LEND_AFTER_S)
 
@@ -162,10 +163,11 @@ def resolve_model(settings: Settings) -> tuple[str, str]:
     return served_name(settings), str(default_model.ensure_prepared(settings.model_store))
 
 
-def engine_starter(settings: Settings, phase: Phase | None = None) -> Starter:
+def engine_starter(settings: Settings, phase: Phase | None = None, client: dict[str, Any] | None = None) -> Starter:
     """Starts the serving engine from a spec (at start, and on every `load_model`), logging vLLM's output
     also to <data_dir>/logs/engine.log (where the chosen kernels are read) and recording its processes;
-    where the start is goes to `phase`."""
+    where the start is goes to `phase`. With `client`, attaches to the engine core of a parent process instead
+    (a front-end of `--api-server-count`: the parent records the engine's processes)."""
     phase = phase or Phase()
 
     async def start(spec: EngineSpec) -> EngineBackend:
@@ -177,6 +179,8 @@ def engine_starter(settings: Settings, phase: Phase | None = None) -> Starter:
         from mcp_llm.engine.local import LocalEngine
 
         log_file = settings.data_dir / "logs" / "engine.log"
+        if client is not None:
+            return await LocalEngine.start(spec.args, spec.name, on_phase=phase.set, client=client)
         async with reaper.recording(settings.data_dir):
             return await LocalEngine.start(spec.args, spec.name, log_file=log_file, on_phase=phase.set)
 
@@ -218,15 +222,20 @@ async def _flush_every(store: Store, interval_s: float) -> None:
 
 
 @asynccontextmanager
-async def open_services(settings: Settings, runtime: Runtime | None = None) -> AsyncIterator[Services]:
-    """Start engine, store and job runner; resume unfinished jobs; on exit stop jobs, drain, stop the engine."""
+async def open_services(
+    settings: Settings, runtime: Runtime | None = None, client: dict[str, Any] | None = None
+) -> AsyncIterator[Services]:
+    """Start engine, store and job runner; resume unfinished jobs; on exit stop jobs, drain, stop the engine.
+    With `client`, the engine is a parent's engine core (engine_starter) and jobs are shared as replicas share
+    them (leases: the other front-ends serve too)."""
     runtime = runtime or Runtime()
     runtime.progress_interval_s = settings.progress_interval_s
     phase = runtime.phase
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    reaper.reap_stale(settings.data_dir)
+    if client is None:
+        reaper.reap_stale(settings.data_dir)
     runtime.set(EngineState.STARTING)
-    start = engine_starter(settings, phase)
+    start = engine_starter(settings, phase, client)
     try:
         store = Store(settings.database, settings.request_log_max_rows)  # a damaged database stops the start
     except StoreError as exc:
@@ -259,13 +268,13 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
     jobs.parsers = {"tool_call_parser": settings.tool_call_parser, "reasoning_parser": settings.reasoning_parser}
     services = Services(settings, engine, store, metrics, recorder, jobs, limiter, embedder)
     flusher = asyncio.create_task(_flush_every(store, settings.flush_interval_s))
-    jobs.resume(take_all=settings.backend == "local")  # local: this server alone owns the data dir
+    jobs.resume(take_all=settings.backend == "local" and client is None)  # then this server alone owns the data dir
     phase.set("")
     runtime.set(EngineState.READY, services)
 
     async def watch_engine() -> None:
         """Restart the engine when its process died (killed, out of memory); jobs retry their items meanwhile."""
-        if engine.dead and settings.engine_restart_attempts:
+        if engine.dead and settings.engine_restart_attempts and client is None:  # a front-end: the core is its parent's
             await engine.restart(settings.engine_restart_attempts, settings.engine_restart_backoff_s)
 
     async def prune() -> None:
@@ -295,5 +304,6 @@ async def open_services(settings: Settings, runtime: Runtime | None = None) -> A
             store.close()
         except sqlite3.Error as exc:  # unwritten results stay pending in the database and run again at resume
             log.warning("could not write the last results (%s); their items run again at next start", exc)
-        reaper.clear(settings.data_dir)
+        if client is None:
+            reaper.clear(settings.data_dir)
         runtime.set(EngineState.STOPPED)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_llm.background import repeating
+from mcp_llm.engine import shared_core
 from mcp_llm.engine.base import (
     Adapter,
     EngineState,
@@ -134,39 +136,31 @@ class LocalEngine(Tokenizing, Parsing):
         model_name: str,
         log_file: Path | None = None,
         on_phase: Callable[[str], None] | None = None,
+        client: dict[str, Any] | None = None,
     ) -> LocalEngine:
         """Build the engine from EngineArgs fields and wait until it serves.
 
         With `log_file`, vLLM's logs (its engine-core process's too) are also written there, which is
         where `kernels()` reads the linear kernels vLLM chose. `on_phase` hears where the start is
-        ("importing vLLM", "loading weights", "compiling/profiling", ...).
+        ("importing vLLM", "loading weights", "compiling/profiling", ...). With `client` (see
+        `shared_core.engine_core`), this process is one front-end of an engine core its parent started.
         """
         report = on_phase or (lambda _phase: None)
         await import_vllm(report)
-        from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.platforms import current_platform
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        args = dict(engine_args)
-        on_cpu = current_platform.is_cpu()
-        if on_cpu:
-            args.setdefault("enforce_eager", True)
-            args.setdefault("kv_cache_memory_bytes", CPU_KV_CACHE_BYTES)
-        args["dtype"] = resolve_dtype(args.get("dtype", "auto"))
-        args.setdefault("served_model_name", model_name)
-        if log_file is not None:
-            try:
-                args["logging_config"] = _file_logging(log_file)
-            except ImportError:  # vLLM 0.26 (the GPU build) has no LoggingConfig: kernels() then reports none
-                log.warning("this vLLM cannot copy its log to %s; kernel names will not be reported", log_file)
+        args = serving_args(engine_args, model_name, log_file)
         started = time.perf_counter()
         stats = EngineStats()
+        loggers = _stat_loggers(stats)
+        if client is None:
+            build = functools.partial(AsyncLLM.from_engine_args, engine_args_of(args), stat_loggers=loggers)
+        else:
+            build = functools.partial(shared_core.attach, engine_args_of(args), client, loggers)
         # in a thread: building the engine takes ~30 s, and the event loop keeps serving meanwhile
         try:
             async with _watching_phase(log_file, report):
-                llm = await asyncio.to_thread(
-                    AsyncLLM.from_engine_args, AsyncEngineArgs(**args), stat_loggers=_stat_loggers(stats)
-                )
+                llm = await asyncio.to_thread(build)
         except ValueError as exc:  # vLLM's config checks (pydantic's ValidationError is a ValueError too)
             raise EngineSettingsError(f"vLLM rejected the engine settings: {_first_error(exc)}") from exc
         try:
@@ -437,6 +431,32 @@ def _tokenizer(llm: Any) -> Any:
     from vllm.tokenizers.registry import cached_tokenizer_from_config
 
     return cached_tokenizer_from_config(llm.vllm_config.model_config)
+
+
+def serving_args(engine_args: dict[str, Any], model_name: str, log_file: Path | None = None) -> dict[str, Any]:
+    """vLLM's engine arguments as this server starts them: eager and a bounded KV cache on the CPU, `dtype auto`
+    resolved, the served name, vLLM's log copied to `log_file`. vLLM must be imported (import_vllm)."""
+    from vllm.platforms import current_platform
+
+    args = dict(engine_args)
+    if current_platform.is_cpu():
+        args.setdefault("enforce_eager", True)
+        args.setdefault("kv_cache_memory_bytes", CPU_KV_CACHE_BYTES)
+    args["dtype"] = resolve_dtype(args.get("dtype", "auto"))
+    args.setdefault("served_model_name", model_name)
+    if log_file is not None:
+        try:
+            args["logging_config"] = _file_logging(log_file)
+        except ImportError:  # vLLM 0.26 (the GPU build) has no LoggingConfig: kernels() then reports none
+            log.warning("this vLLM cannot copy its log to %s; kernel names will not be reported", log_file)
+    return args
+
+
+def engine_args_of(args: dict[str, Any]) -> Any:
+    """vLLM's AsyncEngineArgs for `serving_args`' result."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    return AsyncEngineArgs(**args)
 
 
 def _cpu_has_bf16() -> bool:

@@ -7,6 +7,7 @@ import importlib.metadata
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.tools import Tool
@@ -61,11 +62,14 @@ Read `model://config` for the model and limits, `metrics://engine` for live late
 Every tool (adapters, embeddings, benchmarks, the dashboard and the job tools too) is described in `tools/list`."""
 
 
-async def _serve_engine(settings: Settings, runtime: Runtime, stop: asyncio.Event) -> None:
-    """Start the engine in the background, serve until `stop`, then drain; a failed start is reported
-    through the runtime (tool errors, /health) rather than taking the server down."""
+async def _serve_engine(
+    settings: Settings, runtime: Runtime, stop: asyncio.Event, client: dict[str, Any] | None = None
+) -> None:
+    """Start the engine in the background (or attach to a parent's engine core: `client`), serve until `stop`,
+    then drain; a failed start is reported through the runtime (tool errors, /health) rather than taking the
+    server down."""
     try:
-        async with open_services(settings, runtime):
+        async with open_services(settings, runtime, client):
             await stop.wait()
     except Exception:
         log.exception("the engine failed to start")
@@ -96,10 +100,14 @@ class Server(MCPServer):
 
 
 def create_app(
-    settings: Settings, shared: Services | None = None, tokens: dict[str, Principal] | None = None
+    settings: Settings,
+    shared: Services | None = None,
+    tokens: dict[str, Principal] | None = None,
+    client: dict[str, Any] | None = None,
 ) -> MCPServer:
-    """An MCPServer whose lifespan owns an engine, or borrows `shared` (tests share one engine).
-    With `tokens` (token → principal) or OAuth settings, Streamable HTTP requires a bearer token."""
+    """An MCPServer whose lifespan owns an engine, or borrows `shared` (tests share one engine), or is one
+    front-end of a parent's engine core (`client`, see front_ends). With `tokens` (token → principal) or OAuth
+    settings, Streamable HTTP requires a bearer token."""
     runtime = Runtime(start_timeout_s=settings.engine_start_timeout_s, settings=settings)
     verifier = auth.verifier(settings, tokens)
     task_extension = Tasks(runtime)
@@ -117,7 +125,7 @@ def create_app(
                 await task_extension.close()
             return
         stop = asyncio.Event()
-        engine = asyncio.create_task(_serve_engine(settings, runtime, stop))
+        engine = asyncio.create_task(_serve_engine(settings, runtime, stop, client))
         try:
             async with notifications.running():
                 yield runtime

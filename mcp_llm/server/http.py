@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import copy
+import os
 import signal
+import socket
 from types import FrameType
 
 import uvicorn
@@ -59,6 +61,8 @@ def health_of(runtime: Runtime) -> dict:
             "running_requests": 0 if engine.restarting else engine.num_unfinished_requests(),
             "restarts": engine.restarts,
         }
+        if runtime.services.settings.api_server_count > 1:  # which front-end answered (--api-server-count)
+            body["front_end_pid"] = os.getpid()
         if runtime.services.store.write_error:
             body["database_error"] = runtime.services.store.write_error
         if state is EngineState.READY and engine.state is not EngineState.READY:  # a remote vLLM gone away
@@ -106,8 +110,9 @@ class HostGuard:
         await self.app(scope, receive, send)
 
 
-async def serve(mcp: MCPServer, settings: Settings) -> None:
-    """Serve the app until SIGINT/SIGTERM, then run the lifespan's shutdown."""
+async def serve(mcp: MCPServer, settings: Settings, sock: socket.socket | None = None) -> None:
+    """Serve the app until SIGINT/SIGTERM, then run the lifespan's shutdown; on `sock` when given (a socket the
+    front-ends of `--api-server-count` share), else on the settings' host and port."""
     config = uvicorn.Config(
         asgi_app(mcp, settings),
         host=settings.host,
@@ -115,7 +120,7 @@ async def serve(mcp: MCPServer, settings: Settings) -> None:
         log_config=_stderr_logging(),
         log_level=settings.log_level.lower(),
     )
-    await GracefulServer(config).serve()
+    await GracefulServer(config).serve(sockets=[sock] if sock is not None else None)
 
 
 class GracefulServer(uvicorn.Server):

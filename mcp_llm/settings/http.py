@@ -17,6 +17,13 @@ class HttpSettings(BaseModel):
         False, description="HTTP without sessions: any replica behind a load balancer can take any request."
     )
     json_response: bool = Field(False, description="Answer HTTP requests with JSON instead of SSE streams.")
+    api_server_count: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Front-end processes over the one in-process engine (vLLM's `--api-server-count`): each serves "
+        "HTTP on the same port with its own event loop; needs --transport http, implies --stateless-http.",
+    )
     request_state_keys: list[str] | None = Field(
         None,
         description="Secrets sealing 2026-07-28 requestState (first seals, all unseal): give every replica behind "

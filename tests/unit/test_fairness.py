@@ -108,6 +108,20 @@ def test_the_default_window_leaves_seats_free_for_interactive_calls() -> None:
     assert [job_window_for(n) for n in (1, 4, 16, 128, 256)] == [1, 2, 14, 112, 224]
 
 
+@pytest.mark.parametrize(("front_ends", "window", "spare"), [(1, 112, 16), (2, 56, 8), (4, 28, 4)])
+def test_each_front_end_windows_its_share_of_the_engine_seats(front_ends: int, window: int, spare: int) -> None:
+    """--api-server-count N: N front-ends' jobs together keep to one engine's window (128 seats here)."""
+    from types import SimpleNamespace
+
+    from mcp_llm.core.limits import InflightLimiter
+    from mcp_llm.core.services import job_gate
+    from mcp_llm.settings import Settings
+
+    engine = SimpleNamespace(config=lambda: SimpleNamespace(max_num_seqs=128))
+    gate = job_gate(Settings(api_server_count=front_ends), engine, InflightLimiter(8, 8))  # type: ignore[arg-type]
+    assert (gate.window, gate.spare) == (window, spare)
+
+
 async def test_reserved_seats_are_lent_to_bulk_work_only_while_interactive_calls_are_quiet() -> None:
     quiet = True
     gate = FairGate(6, 2, lambda: quiet)  # 8 seats, 2 kept for interactive calls

@@ -47,6 +47,8 @@ LAZY_OWN = {
     ("mcp_llm.cli", "mcp_llm.datadir"): "the data-dir lock and network-share check: only when serving",
     ("mcp_llm.cli", "mcp_llm.default_model"): "`mcp-llm models prepare` only",
     ("mcp_llm.cli", "mcp_llm.embedding_model"): "`mcp-llm models prepare` only",
+    ("mcp_llm.cli", "mcp_llm.server.front_ends"): "the engine core and front-end processes: --api-server-count only",
+    ("mcp_llm.server.front_ends", "mcp_llm.engine.local"): "pulls vLLM (the parent starts the engine core)",
     ("mcp_llm.server.auth", "mcp_llm.server.oauth"): "PyJWT and cryptography (0.2 s): only with --oauth-issuer",
     # These pull vLLM (and torch) when imported: loaded when an engine starts, never at the handshake.
     ("mcp_llm.core.services", "mcp_llm.engine.local"): "pulls vLLM",

@@ -26,7 +26,7 @@ from mcp_llm.server.tools.common import (
     measure,
     principal_of,
     report_progress,
-    require_local_engine,
+    require_own_engine,
     services_of,
     tool_errors,
 )
@@ -63,7 +63,7 @@ async def benchmark(
     svc = services_of(ctx)
     variants = list(variants or [])
     if variants:
-        require_local_engine(svc, "benchmark` with `variants", "Benchmark the deployment as it serves (no variants).")
+        require_own_engine(svc, "benchmark` with `variants", "Benchmark the deployment as it serves (no variants).")
     runs = ([Variant(name="current")] if include_current or not variants else []) + variants
     labels = [v.label() for v in runs]
     if len(set(labels)) != len(labels):

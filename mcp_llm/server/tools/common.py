@@ -297,6 +297,18 @@ def require_local_engine(svc: Services, tool: str, instead: str) -> None:
         )
 
 
+def require_own_engine(svc: Services, tool: str, instead: str) -> None:
+    """As require_local_engine; also InputError when this process is one of several front-ends of an engine core
+    that its parent owns (`--api-server-count`): starting or swapping engines is the parent's."""
+    require_local_engine(svc, tool, instead)
+    if svc.settings.api_server_count > 1:
+        raise InputError(
+            f"`{tool}` starts or replaces engines, and this server runs {svc.settings.api_server_count} front-end "
+            "processes over one engine (--api-server-count): restart it with --api-server-count 1 to use it. "
+            f"{instead}"
+        )
+
+
 async def confirmed(ctx: Context, message: str) -> bool:
     """The user's answer by elicitation; True when the client cannot elicit (`confirm` is the way to skip)."""
     capabilities = ctx.request_context.session.client_capabilities

@@ -26,7 +26,7 @@ from mcp_llm.core.services import Services
 from mcp_llm.engine.swap import EngineSpec
 from mcp_llm.errors import InputError
 from mcp_llm.server.schemas import LoadResult, ModelList
-from mcp_llm.server.tools.common import confirmed, report_progress, require_local_engine, services_of, tool_errors
+from mcp_llm.server.tools.common import confirmed, report_progress, require_own_engine, services_of, tool_errors
 
 NameArg = Annotated[str, Field(description="A registered model's name (list_models).", min_length=1, max_length=100)]
 
@@ -51,7 +51,7 @@ async def quantize(
     model. The serving engine keeps serving; `load_model(name)` switches to the new model.
     """
     svc = services_of(ctx)
-    require_local_engine(
+    require_own_engine(
         svc, "quantize", "Quantize with llm-compressor where the weights are, then serve the result with `vllm serve`."
     )
     reg = registry(svc)
@@ -107,7 +107,7 @@ async def load_model(
     nothing.
     """
     svc = services_of(ctx)
-    require_local_engine(svc, "load_model", "Switch models on the remote deployment (restart `vllm serve` with it).")
+    require_own_engine(svc, "load_model", "Switch models on the remote deployment (restart `vllm serve` with it).")
     reg = registry(svc)
     register_serving(svc, reg)
     row = reg.require(name)

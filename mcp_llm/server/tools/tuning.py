@@ -27,7 +27,7 @@ from mcp_llm.server.tools.common import (
     confirmed,
     measure,
     report_progress,
-    require_local_engine,
+    require_own_engine,
     services_of,
     tool_errors,
 )
@@ -182,7 +182,7 @@ async def tune_serving(
     server started with --sampling-fallback, where the served model proposes).
     """
     svc = services_of(ctx)
-    require_local_engine(svc, "tune_serving", "Benchmark the deployment with `benchmark` instead.")
+    require_own_engine(svc, "tune_serving", "Benchmark the deployment with `benchmark` instead.")
     budget = min(budget_s, svc.settings.benchmark_budget_s)
     check_budget(svc, estimate(svc, workload, [concurrency], 1, 0), budget, "tuning's baseline measurement")
     asked = {"done": confirm}
