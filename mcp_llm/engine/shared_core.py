@@ -32,10 +32,13 @@ def _client(sockets: dict[str, Any], coordinator: Any, tensor_queue: Any, count:
 
 
 @contextlib.contextmanager
-def engine_core(engine_args: Any, count: int, start: Callable[[dict[str, Any]], Any]) -> Iterator[list[Any]]:
+def engine_core(
+    engine_args: Any, count: int, start: Callable[[dict[str, Any]], Any]
+) -> Iterator[tuple[list[Any], list[Any]]]:
     """Start the engine core for `count` front-ends. `start(client)` starts one front-end with its connection
     (`client`, picklable: pass it to a spawned process) and returns its process; the engine's handshake waits for
-    them. Yields those processes once the engine core is ready; stops the engine core at exit."""
+    them. Yields those processes and the engine core's process sentinels (ready when it ends) once the engine core
+    is ready; stops the engine core at exit."""
     from vllm.v1.engine import utils as core_utils
     from vllm.v1.executor import Executor
 
@@ -64,7 +67,7 @@ def engine_core(engine_args: Any, count: int, start: Callable[[dict[str, Any]], 
                 for i, (a, b) in enumerate(pairs)
             ]
     try:
-        yield procs
+        yield procs, manager.sentinels() if manager is not None else []
     finally:
         if manager is not None:
             manager.shutdown()

@@ -92,24 +92,30 @@ def serve_front_ends(settings: Settings, tokens: dict[str, Principal]) -> None:
         settings.api_server_count,
     )
     try:
-        with shared_core.engine_core(args, settings.api_server_count, start) as procs:
+        with shared_core.engine_core(args, settings.api_server_count, start) as (procs, engine):
             reaper.record(settings.data_dir)
-            _until_one_ends(procs, settings.drain_timeout_s + 30)
+            failure = _until_one_ends(procs, engine, settings.drain_timeout_s + 30)
     finally:
         reaper.clear(settings.data_dir)
         sock.close()
+    if failure:
+        raise SystemExit(f"mcp-llm: {failure}; every front-end and the engine core were stopped")
 
 
-def _until_one_ends(procs: list[Any], stop_timeout_s: float) -> None:
-    """Wait until a front-end ends or a signal asks to stop; then stop the rest (SIGTERM: they drain)."""
+def _until_one_ends(procs: list[Any], engine: list[Any], stop_timeout_s: float) -> str | None:
+    """Wait until a front-end or the engine core ends, or a signal asks to stop; then stop the front-ends
+    (SIGTERM: they drain). What ended, when it was not asked to."""
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    sentinels = [p.sentinel for p in procs] + engine
     try:
-        while not stop.is_set() and all(p.is_alive() for p in procs):
-            multiprocessing.connection.wait([p.sentinel for p in procs], timeout=0.5)
-        ended = [p for p in procs if not p.is_alive()]
-        if ended and not stop.is_set():
-            log.error("front-end %s ended (exit code %s): stopping the others", ended[0].name, ended[0].exitcode)
+        while not stop.is_set() and not multiprocessing.connection.wait(sentinels, timeout=0.5):
+            pass
+        failure = None
+        if not stop.is_set():
+            ended = [p for p in procs if not p.is_alive()]
+            failure = f"{ended[0].name} ended (exit code {ended[0].exitcode})" if ended else "the engine core ended"
+            log.error("%s: stopping the front-ends", failure)
         for proc in procs:
             if proc.is_alive():
                 proc.terminate()
@@ -120,6 +126,7 @@ def _until_one_ends(procs: list[Any], stop_timeout_s: float) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    return failure
 
 
 def _front_end(settings: Settings, tokens: dict[str, Principal], client: dict[str, Any], sock: socket.socket) -> None:

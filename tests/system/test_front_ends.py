@@ -1,6 +1,7 @@
 """`--api-server-count 2`: two front-end processes over one engine core, on one port. Calls spread over both and
 answer as one engine would; a job submitted through one is seen and finished through any; engine-changing tools
-are refused; SIGTERM leaves no process behind; settings that cannot run several front-ends stop the start."""
+are refused; SIGTERM leaves no process behind; when the engine core dies the server stops (a supervisor restarts
+it) and leaves nothing behind; settings that cannot run several front-ends stop the start."""
 
 from __future__ import annotations
 
@@ -67,3 +68,14 @@ async def test_two_front_ends_share_one_engine_and_its_jobs(tmp_path: Path) -> N
 def test_settings_that_cannot_run_several_front_ends_stop_the_start(tmp_path: Path) -> None:
     stderr = start_fails(tmp_path, "--api-server-count", "2")  # stdio
     assert "--api-server-count above 1 needs --transport http" in stderr
+
+
+async def test_when_the_engine_core_dies_the_server_stops_with_the_reason(tmp_path: Path) -> None:
+    async with http_server(tmp_path, "--api-server-count", "2") as server:
+        processes = descendants(server.proc.pid)
+        (core,) = [p for p in processes if "EngineCore" in p.name() + " ".join(p.cmdline())]
+        core.kill()
+        await anyio.to_thread.run_sync(lambda: server.proc.wait(120))
+        assert server.proc.returncode != 0
+        assert "the engine core ended" in server.log.read_text()
+    assert_all_gone(processes)
