@@ -15,6 +15,7 @@ from typing import Any
 
 from mcp_llm import default_model, embedding_model
 from mcp_llm.background import repeating
+from mcp_llm.core import shared_metrics
 from mcp_llm.core.fairness import LEND_AFTER_S, FairGate
 from mcp_llm.core.inference import Recorder
 from mcp_llm.core.jobs import JobRunner
@@ -46,11 +47,19 @@ class Services:
     jobs: JobRunner
     limiter: InflightLimiter
     embedder: Embedder | None = None  # the pooling engine behind `embed`, when `embedding_model` is set
+    front_end: int | None = None  # this process's index among the front-ends of --api-server-count
 
     @property
     def quotas(self) -> Quotas:
         assert self.recorder.quotas is not None  # open_services always gives the recorder its quotas
         return self.recorder.quotas
+
+    def prometheus_text(self) -> bytes:
+        """Prometheus text of the serving engine and our series; with several front-ends, all of theirs."""
+        own = self.metrics.exposition(self.engine.stats())
+        if self.front_end is None:
+            return own
+        return shared_metrics.gathered(self.settings.data_dir, self.front_end, own)
 
 
 @dataclass
@@ -266,7 +275,8 @@ async def open_services(
     jobs = JobRunner(store, recorder, settings.item_retry_s, settings.job_lease_s, job_gate(settings, engine, limiter))
     jobs.max_database_bytes = settings.max_database_bytes
     jobs.parsers = {"tool_call_parser": settings.tool_call_parser, "reasoning_parser": settings.reasoning_parser}
-    services = Services(settings, engine, store, metrics, recorder, jobs, limiter, embedder)
+    front_end = None if client is None else client["client_index"]
+    services = Services(settings, engine, store, metrics, recorder, jobs, limiter, embedder, front_end)
     flusher = asyncio.create_task(_flush_every(store, settings.flush_interval_s))
     jobs.resume(take_all=settings.backend == "local" and client is None)  # then this server alone owns the data dir
     phase.set("")
@@ -276,6 +286,12 @@ async def open_services(
         """Restart the engine when its process died (killed, out of memory); jobs retry their items meanwhile."""
         if engine.dead and settings.engine_restart_attempts and client is None:  # a front-end: the core is its parent's
             await engine.restart(settings.engine_restart_attempts, settings.engine_restart_backoff_s)
+
+    async def publish_metrics() -> None:
+        """A front-end's own Prometheus text where the other front-ends read it (shared_metrics)."""
+        if front_end is not None:
+            own = metrics.exposition(engine.stats())
+            await asyncio.to_thread(shared_metrics.publish, settings.data_dir, front_end, own)
 
     async def prune() -> None:
         """Retention: old jobs, tasks, benchmark runs and usage rows go (every 10 minutes, first at start)."""
@@ -289,6 +305,7 @@ async def open_services(
             repeating(jobs.maintain, settings.job_lease_s / 3),
             repeating(watch_engine, 1.0),
             repeating(prune, PRUNE_EVERY_S),
+            repeating(publish_metrics, 1.0),
         ):
             yield services
     finally:

@@ -206,19 +206,16 @@ class Store:
         )
 
     def set_job_status(self, job_id: str, status: str, error: str | None = None) -> None:
-        """Flush buffered item results, then record the job's status and counts."""
+        """Flush buffered item results, then record the job's status and counts. A cancelled job stays cancelled:
+        a cancel written by another server sharing the database is never overwritten by the owner's "running"
+        (its next lease renewal stops the job)."""
         self.flush()
         counts = self.item_counts(job_id)
         with self.db.conn:
-            self.db["jobs"].update(
-                job_id,
-                {
-                    "status": status,
-                    "updated_at": time.time(),
-                    "error": error,
-                    "completed": counts.get("done", 0),
-                    "failed": counts.get("error", 0),
-                },
+            self.db.execute(
+                "update jobs set status = case when status = 'cancelled' then status else ? end, updated_at = ?,"
+                " error = ?, completed = ?, failed = ? where id = ?",
+                [status, time.time(), error, counts.get("done", 0), counts.get("error", 0), job_id],
             )
 
     def pending_items(self, job_id: str) -> list[tuple[int, Any]]:

@@ -18,12 +18,15 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import secrets
+import shutil
 import signal
 import socket
 import threading
 from typing import TYPE_CHECKING, Any
 
+from mcp_llm.core import shared_metrics
 from mcp_llm.core.services import resolve_model
+from mcp_llm.core.store import Store
 from mcp_llm.engine import reaper, shared_core
 from mcp_llm.server import http
 from mcp_llm.server.app import create_app
@@ -85,6 +88,8 @@ def serve_front_ends(settings: Settings, tokens: dict[str, Principal]) -> None:
         return proc
 
     reaper.reap_stale(settings.data_dir)
+    shutil.rmtree(settings.data_dir / shared_metrics.FOLDER, ignore_errors=True)  # an earlier run's front-ends
+    Store(settings.database).close()  # migrated here once: front-ends migrating at once would find it locked
     log.info(
         "serving Streamable HTTP at http://%s:%d/mcp with %d front-end processes over one engine",
         settings.host,

@@ -45,8 +45,7 @@ def register(mcp: MCPServer, runtime: Runtime) -> None:
             return Response("bearer token required\n", status_code=401, media_type="text/plain")
         if runtime.services is None:
             return Response(f"engine {runtime.state.value}\n", status_code=503, media_type="text/plain")
-        svc = runtime.services
-        return Response(svc.metrics.exposition(svc.engine.stats()), media_type=CONTENT_TYPE_LATEST)
+        return Response(runtime.services.prometheus_text(), media_type=CONTENT_TYPE_LATEST)
 
 
 def health_of(runtime: Runtime) -> dict:

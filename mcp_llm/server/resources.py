@@ -51,7 +51,7 @@ async def engine_metrics(runtime: Runtime) -> str:
 
 async def prometheus_metrics(runtime: Runtime) -> str:
     svc = await ready(runtime)
-    return svc.metrics.exposition(svc.engine.stats()).decode()
+    return svc.prometheus_text().decode()
 
 
 async def model(runtime: Runtime, name: str) -> str:

@@ -1,7 +1,8 @@
 """`--api-server-count 2`: two front-end processes over one engine core, on one port. Calls spread over both and
 answer as one engine would; a job submitted through one is seen and finished through any; engine-changing tools
-are refused; SIGTERM leaves no process behind; when the engine core dies the server stops (a supervisor restarts
-it) and leaves nothing behind; settings that cannot run several front-ends stop the start."""
+are refused; `/metrics` answers for every front-end; SIGTERM leaves no process behind; when the engine core dies
+the server stops (a supervisor restarts it) and leaves nothing behind; settings that cannot run several front-ends
+stop the start."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import anyio
 import httpx
 import pytest
 from mcp import Client
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.servers import assert_all_gone, descendants, http_server, start_fails
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 CHAT = [{"role": "user", "content": "What is the capital of France?"}]
+TTFT_COUNT = "mcp_llm_request_ttft_seconds_count"
 
 
 async def front_end_pids(base: str, tries: int = 40) -> set[int]:
@@ -59,6 +62,14 @@ async def test_two_front_ends_share_one_engine_and_its_jobs(tmp_path: Path) -> N
         async with Client(server.url) as client:
             items = (await client.call_tool("job_results", {"job_id": job_id})).structured_content["items"]
         assert [i["index"] for i in items] == list(range(len(prompts))) and all(i["text"] for i in items)
+        await anyio.sleep(1.5)  # every front-end has published its latest figures
+        async with httpx.AsyncClient() as http:
+            scrape = (await http.get(f"{server.base}/metrics")).text
+        families = [f.name for f in text_string_to_metric_families(scrape)]
+        assert len(families) == len(set(families)), "each family once, whichever front-end answered"
+        ttft = [s for f in text_string_to_metric_families(scrape) for s in f.samples if s.name == TTFT_COUNT]
+        assert {s.labels["front_end"] for s in ttft} == {"0", "1"}
+        assert sum(s.value for s in ttft) >= 6, "both front-ends' calls, summed over front_end"
         processes = descendants(server.proc.pid)
         assert len(processes) >= 3, "an engine core and two front-ends"
     assert server.proc.returncode == 0

@@ -101,3 +101,21 @@ async def test_cancel_through_another_server_stops_the_owner(tmp_path: Path) -> 
     await a.maintain()
     await wait_for(lambda: a.progress(job_id).finished.is_set())
     assert a_store.job(job_id)["status"] == "cancelled" and not a._tasks
+
+
+async def test_a_cancel_through_another_server_before_the_owner_starts_the_job_holds(tmp_path: Path) -> None:
+    """The owner's job task marks the job running when it starts: a cancel written by another server in between
+    is kept, and the owner stops the job at its next renewal (before, "running" overwrote "cancelled" and the job
+    ran on, to be resumed by the other server when the owner died: seen in test_replicas)."""
+    db = tmp_path / "shared.db"
+    a_store, b_store = Store(db), Store(db)
+    a = JobRunner(a_store, StandInRecorder(None), lease_s=5)
+    b = JobRunner(b_store, StandInRecorder(None), lease_s=5)
+    job_id = a.submit([{"prompt": "item"}] * 3, SamplingOptions(), "client")
+    assert await b.cancel(job_id)  # A's job task has not run yet
+    await asyncio.sleep(0.1)
+    assert a_store.job(job_id)["status"] == "cancelled"
+    await a.maintain()
+    await wait_for(lambda: a.progress(job_id).finished.is_set())
+    assert a_store.job(job_id)["status"] == "cancelled" and not a._tasks
+    assert b.resume(take_all=False) == [], "nothing open is left for another server to take"
