@@ -3,7 +3,7 @@
 # the peer (micytao's vllm-mcp-server 0.1.3 with mcp 1.x, carried as wheels in .gpu/peer, installed into its own
 # folder /tmp/peer) and py-spy (.gpu/tools), then run bench/peers.py on the 8B-shaped dummy model (.gpu/model8b):
 # 1,024 chat prompts of >= 128 tokens x 128 output tokens, 64 and 256 in flight. Extra arguments go to peers.py
-# (e.g. --phases remote, --ours-before DIR, --profile). Writes $OUT/peers.json and the servers' logs.
+# (e.g. --phases remote, --ours-before DIR, --profile, --front-ends 1,4). Writes $OUT/peers.json and the servers' logs.
 set -euo pipefail
 if [ ! -f /tmp/site/.mcp-llm-wheels ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
