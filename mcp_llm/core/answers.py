@@ -13,6 +13,7 @@ from mcp_llm.core.tool_use import ToolUse, tool_use
 from mcp_llm.engine.base import EngineBackend
 from mcp_llm.errors import InputError
 from mcp_llm.schemas import Completion, SamplingOptions, ToolCall
+from mcp_llm.settings import Settings
 
 Pick = Literal["first", "most_confident"]
 
@@ -50,6 +51,11 @@ class Answering:
         completion, reasoning = split_reasoning(engine, self.reasoning_parser, picked(completion, self.pick))
         completion, parsed, calls = await answer(engine, completion, self.sampling, self.validator, self.tools)
         return Answer(completion, parsed, calls, reasoning if self.include_reasoning else None)
+
+
+def server_parsers(settings: Settings) -> dict[str, str | None]:
+    """The server's tool-call and reasoning parsers by name, as `answering` takes them."""
+    return {"tool_call_parser": settings.tool_call_parser, "reasoning_parser": settings.reasoning_parser}
 
 
 async def answering(

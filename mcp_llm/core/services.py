@@ -15,7 +15,7 @@ from typing import Any
 
 from mcp_llm import default_model, embedding_model
 from mcp_llm.background import repeating
-from mcp_llm.core import shared_metrics
+from mcp_llm.core import answers, shared_metrics
 from mcp_llm.core.fairness import LEND_AFTER_S, FairGate
 from mcp_llm.core.inference import Recorder
 from mcp_llm.core.jobs import JobRunner
@@ -29,7 +29,7 @@ from mcp_llm.engine.base import EngineBackend, EngineState, Phase
 from mcp_llm.engine.embedder import Embedder
 from mcp_llm.engine.swap import EngineSpec, Starter, SwappableEngine
 from mcp_llm.errors import Unavailable
-from mcp_llm.schemas import EngineConfig
+from mcp_llm.schemas import EngineConfig, SamplingOptions
 from mcp_llm.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,19 @@ class Services:
     def quotas(self) -> Quotas:
         assert self.recorder.quotas is not None  # open_services always gives the recorder its quotas
         return self.recorder.quotas
+
+    async def answering(
+        self,
+        sampling: SamplingOptions,
+        tools: list[dict] | None = None,
+        tool_choice: str | dict | None = None,
+        pick: answers.Pick = "first",
+        include_reasoning: bool = False,
+    ) -> answers.Answering:
+        """A request's answering plan with this server's parsers, checked before any token is spent."""
+        return await answers.answering(
+            sampling, tools, tool_choice, pick, include_reasoning, **answers.server_parsers(self.settings)
+        )
 
     def prometheus_text(self) -> bytes:
         """Prometheus text of the serving engine and our series; with several front-ends, all of theirs."""
@@ -187,11 +200,10 @@ def engine_starter(settings: Settings, phase: Phase | None = None, client: dict[
             return await RemoteEngine.start(settings)
         from mcp_llm.engine.local import LocalEngine
 
-        log_file = settings.data_dir / "logs" / "engine.log"
         if client is not None:
             return await LocalEngine.start(spec.args, spec.name, on_phase=phase.set, client=client)
         async with reaper.recording(settings.data_dir):
-            return await LocalEngine.start(spec.args, spec.name, log_file=log_file, on_phase=phase.set)
+            return await LocalEngine.start(spec.args, spec.name, log_file=settings.engine_log, on_phase=phase.set)
 
     return start
 
@@ -274,7 +286,7 @@ async def open_services(
     )
     jobs = JobRunner(store, recorder, settings.item_retry_s, settings.job_lease_s, job_gate(settings, engine, limiter))
     jobs.max_database_bytes = settings.max_database_bytes
-    jobs.parsers = {"tool_call_parser": settings.tool_call_parser, "reasoning_parser": settings.reasoning_parser}
+    jobs.parsers = answers.server_parsers(settings)
     front_end = None if client is None else client["client_index"]
     services = Services(settings, engine, store, metrics, recorder, jobs, limiter, embedder, front_end)
     flusher = asyncio.create_task(_flush_every(store, settings.flush_interval_s))
@@ -289,9 +301,9 @@ async def open_services(
 
     async def publish_metrics() -> None:
         """A front-end's own Prometheus text where the other front-ends read it (shared_metrics)."""
-        if front_end is not None:
-            own = metrics.exposition(engine.stats())
-            await asyncio.to_thread(shared_metrics.publish, settings.data_dir, front_end, own)
+        assert front_end is not None
+        own = metrics.exposition(engine.stats())
+        await asyncio.to_thread(shared_metrics.publish, settings.data_dir, front_end, own)
 
     async def prune() -> None:
         """Retention: old jobs, tasks, benchmark runs and usage rows go (every 10 minutes, first at start)."""
@@ -305,7 +317,7 @@ async def open_services(
             repeating(jobs.maintain, settings.job_lease_s / 3),
             repeating(watch_engine, 1.0),
             repeating(prune, PRUNE_EVERY_S),
-            repeating(publish_metrics, 1.0),
+            repeating(publish_metrics, 1.0) if front_end is not None else contextlib.nullcontext(),
         ):
             yield services
     finally:

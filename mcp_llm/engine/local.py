@@ -152,11 +152,11 @@ class LocalEngine(Tokenizing, Parsing):
         args = serving_args(engine_args, model_name, log_file)
         started = time.perf_counter()
         stats = EngineStats()
-        loggers = _stat_loggers(stats)
+        vllm_args, loggers = engine_args_of(args), _stat_loggers(stats)
         if client is None:
-            build = functools.partial(AsyncLLM.from_engine_args, engine_args_of(args), stat_loggers=loggers)
+            build = functools.partial(AsyncLLM.from_engine_args, vllm_args, stat_loggers=loggers)
         else:
-            build = functools.partial(shared_core.attach, engine_args_of(args), client, loggers)
+            build = functools.partial(shared_core.attach, vllm_args, client, loggers)
         # in a thread: building the engine takes ~30 s, and the event loop keeps serving meanwhile
         try:
             async with _watching_phase(log_file, report):

@@ -74,9 +74,7 @@ def serve_front_ends(settings: Settings, tokens: dict[str, Principal]) -> None:
     sock = bound_socket(settings.host, settings.port)
     asyncio.run(local.import_vllm())
     name, path = resolve_model(settings)
-    log_file = settings.data_dir / "logs" / "engine.log"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    args = local.engine_args_of(local.serving_args(settings.engine_args(path), name, log_file))
+    args = local.engine_args_of(local.serving_args(settings.engine_args(path), name, settings.engine_log))
     spawn = multiprocessing.get_context("spawn")
 
     def start(client: dict[str, Any]) -> Any:

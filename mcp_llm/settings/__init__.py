@@ -74,6 +74,11 @@ class Settings(  # bases in reverse: pydantic lists the last base's fields first
         return self.data_dir / "mcp-llm.db"
 
     @property
+    def engine_log(self) -> Path:
+        """Where vLLM's log of the serving engine is copied (its kernels are read there)."""
+        return self.data_dir / "logs" / "engine.log"
+
+    @property
     def prioritized(self) -> bool:
         """Whether requests carry a scheduler priority: the in-process engine runs the priority policy unless told
         otherwise; a remote server only when `scheduling_policy` says so explicitly (vLLM's own default is fcfs,

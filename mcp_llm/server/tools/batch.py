@@ -22,9 +22,12 @@ from mcp_llm.schemas import (
     JobStatus,
     SamplingOptions,
 )
-from mcp_llm.server.tools.answer_args import IncludeReasoningArg, PickArg, ToolChoiceArg, ToolsArg, answering_of
 from mcp_llm.server.tools.common import (
     AdapterArg,
+    IncludeReasoningArg,
+    PickArg,
+    ToolChoiceArg,
+    ToolsArg,
     batch_result,
     current_task,
     flat_sampling_options,
@@ -102,7 +105,7 @@ async def batch(
     """
     svc = services_of(ctx)
     answer = {"tools": tools, "tool_choice": tool_choice, "pick": pick, "include_reasoning": include_reasoning}
-    await answering_of(svc, sampling, **answer)  # refused before the job is stored: nothing fetched, ever
+    await svc.answering(sampling, **answer)  # refused before the job is stored: nothing fetched, ever
     items = batch_inputs(prompts, messages, svc.settings.max_batch_items)
     if tools and prompts is not None:
         raise InputError("`tools` need `messages` (chats): the model's chat template is what shows it the tools.")

@@ -22,7 +22,7 @@ from mcp_types import CallToolResult, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from mcp_llm.background import repeating
-from mcp_llm.core import access, loadtest
+from mcp_llm.core import access, answers, loadtest
 from mcp_llm.core.access import Principal
 from mcp_llm.core.jobs import item_of, job_status_of, result_pages
 from mcp_llm.core.schemas import LevelRow, Workload
@@ -353,6 +353,28 @@ def batch_result(svc: Services, job_id: str, elapsed: float | None = None) -> Ba
 
 AdapterArg = Annotated[
     str | None, Field(description="A registered LoRA adapter (list_adapters) to apply; none = the base model.")
+]
+# The arguments that shape an answer, shared by `generate` and `batch` (where they apply to every item).
+ToolsArg = Annotated[
+    list[dict[str, Any]] | None,
+    Field(
+        description="Functions the model may call, OpenAI's shape: "
+        "[{'type': 'function', 'function': {'name', 'description', 'parameters': JSON Schema}}]. Needs messages."
+    ),
+]
+ToolChoiceArg = Annotated[
+    str | dict[str, Any] | None,
+    Field(
+        description="auto (default with tools: the model decides; needs the server's --tool-call-parser), none, "
+        "required (some call, constrained: any model), or a tool's name (that call, constrained)."
+    ),
+]
+IncludeReasoningArg = Annotated[
+    bool, Field(description="Return the model's reasoning in `reasoning` (with the server's --reasoning-parser).")
+]
+PickArg = Annotated[
+    answers.Pick,
+    Field(description="With n > 1, which sample is `text`: the first, or the most confident (mean logprob)."),
 ]
 
 

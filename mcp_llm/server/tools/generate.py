@@ -10,9 +10,12 @@ from pydantic import Field
 from mcp_llm.core.inference import prompt_token_ids
 from mcp_llm.core.registry import adapters
 from mcp_llm.schemas import ChatMessage, GenerateResult, SamplingOptions, TokenCount
-from mcp_llm.server.tools.answer_args import IncludeReasoningArg, PickArg, ToolChoiceArg, ToolsArg, answering_of
 from mcp_llm.server.tools.common import (
     AdapterArg,
+    IncludeReasoningArg,
+    PickArg,
+    ToolChoiceArg,
+    ToolsArg,
     client_name,
     flat_sampling_options,
     live_text,
@@ -60,7 +63,7 @@ async def generate(
     """
     svc = services_of(ctx)
     settings = svc.settings
-    plan = await answering_of(svc, sampling, tools, tool_choice, pick, include_reasoning)
+    plan = await svc.answering(sampling, tools, tool_choice, pick, include_reasoning)
     token_ids = await prompt_token_ids(svc.engine, prompt, messages, settings.max_input_chars, plan.templated_tools)
     lora = adapters.resolve_adapter(svc, adapter, principal_of(ctx))
     client = client_name(ctx)
