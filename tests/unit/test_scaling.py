@@ -119,3 +119,28 @@ async def test_a_cancel_through_another_server_before_the_owner_starts_the_job_h
     await wait_for(lambda: a.progress(job_id).finished.is_set())
     assert a_store.job(job_id)["status"] == "cancelled" and not a._tasks
     assert b.resume(take_all=False) == [], "nothing open is left for another server to take"
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"api_server_count": 2}, "needs --transport http and the in-process engine"),  # stdio
+        (
+            {"api_server_count": 2, "transport": "http", "backend": "openai", "base_url": "http://127.0.0.1:1"},
+            "needs --transport http and the in-process engine",
+        ),
+        ({"api_server_count": 2, "transport": "http", "embedding_model": "default"}, "an embedding engine per"),
+    ],
+)
+def test_settings_that_cannot_run_several_front_ends_say_why(fields: dict, says: str) -> None:
+    from mcp_llm.server.front_ends import refusal
+
+    assert says in (refusal(Settings(**fields)) or "")
+    assert refusal(Settings(**(fields | {"api_server_count": 1}))) is None
+
+
+@pytest.mark.parametrize("count", [0, 65])
+def test_an_api_server_count_out_of_range_names_the_range(count: int) -> None:
+    with pytest.raises(ValueError, match="api_server_count") as caught:
+        Settings(api_server_count=count)
+    assert "greater than or equal to 1" in str(caught.value) or "less than or equal to 64" in str(caught.value)
