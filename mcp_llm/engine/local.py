@@ -287,8 +287,9 @@ class LocalEngine(Tokenizing, Parsing):
         final = None
         self._inflight.add(request_id)
         try:
-            prompt = {"prompt_token_ids": token_ids} | ({"cache_salt": cache_salt} if cache_salt else {})
-            stream = self._llm.generate(prompt, params, request_id, lora_request=lora, priority=priority)
+            stream = self._llm.generate(
+                _token_prompt(token_ids, cache_salt), params, request_id, lora_request=lora, priority=priority
+            )
             async for output in stream:
                 final = output
                 if on_text is not None:
@@ -325,7 +326,7 @@ class LocalEngine(Tokenizing, Parsing):
         output_budget(len(token_ids), self.max_model_len, 1)
         params = SamplingParams(max_tokens=1, prompt_logprobs=0, output_kind=RequestOutputKind.FINAL_ONLY)
         final = None
-        async for output in self._llm.generate({"prompt_token_ids": token_ids}, params, request_id):
+        async for output in self._llm.generate(_token_prompt(token_ids), params, request_id):
             final = output
         assert final is not None and final.prompt_logprobs is not None
         return [entry[tid].logprob for tid, entry in zip(token_ids[1:], final.prompt_logprobs[1:], strict=True)]
@@ -553,6 +554,25 @@ def _stats_recorder(target: EngineStats) -> Any:
             pass
 
     return StatsRecorder
+
+
+def _token_prompt(token_ids: list[int], cache_salt: str | None = None) -> dict[str, Any]:
+    """Token ids as vLLM's rendered input where it has one (`tokens_input`: checked on the calling loop), else
+    as a prompt dict, which vLLM 0.32 sends through its renderer's worker thread: a thread hop per request for
+    token ids that need no rendering."""
+    rendered = _tokens_input()
+    if rendered is None:
+        return {"prompt_token_ids": token_ids} | ({"cache_salt": cache_salt} if cache_salt else {})
+    return dict(rendered(token_ids, cache_salt=cache_salt or None))
+
+
+@functools.cache
+def _tokens_input() -> Callable[..., Any] | None:
+    try:
+        from vllm.inputs.engine import tokens_input
+    except ImportError:  # vLLM before the rendered inputs (the GPU image's 0.26)
+        return None
+    return tokens_input
 
 
 def _completion(output: Any, options: SamplingOptions) -> Completion:

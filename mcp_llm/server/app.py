@@ -21,6 +21,7 @@ from mcp_llm.core.services import Runtime, Services, open_services
 from mcp_llm.engine.base import EngineState
 from mcp_llm.server import arg_errors, auth, dashboard, http, prompts, resources
 from mcp_llm.server.stdio_guard import AnswerMalformed
+from mcp_llm.server.stdio_pipes import loop_stdio
 from mcp_llm.server.subscriptions import Notifications
 from mcp_llm.server.tasks import Tasks, declare_tasks, mark_task_tools
 from mcp_llm.server.tools import (
@@ -91,7 +92,7 @@ class Server(MCPServer):
         return mark_task_tools(await super().list_tools())
 
     async def run_stdio_async(self) -> None:
-        async with stdio_server() as (read_stream, write_stream):
+        async with loop_stdio() as wire, stdio_server(*(wire or ())) as (read_stream, write_stream):
             await self._lowlevel_server.run(
                 AnswerMalformed(read_stream, write_stream),
                 write_stream,
