@@ -117,7 +117,9 @@ async def test_prompt_stop_and_max_tokens(on: Client) -> None:
     cut = await on.call_tool("generate", {"prompt": "1, 2, 3, 4,", "max_tokens": 5, "temperature": 0})
     assert cut.structured_content["finish_reason"] == "length"
     assert cut.structured_content["usage"]["completion_tokens"] == 5
-    stopped = await on.call_tool("generate", {"prompt": "1, 2, 3, 4,", "max_tokens": 30, "stop": ["7"], "temperature": 0})
+    stopped = await on.call_tool(
+        "generate", {"prompt": "1, 2, 3, 4,", "max_tokens": 30, "stop": ["7"], "temperature": 0}
+    )
     assert stopped.structured_content["finish_reason"] == "stop" and "7" not in stopped.structured_content["text"]
 
 
