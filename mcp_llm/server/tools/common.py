@@ -33,6 +33,7 @@ from mcp_llm.errors import InputError, Unavailable
 from mcp_llm.schemas import BatchResult, SamplingOptions
 from mcp_llm.server import auth
 from mcp_llm.server.arg_errors import describe
+from mcp_llm.server.output_schemas import quick_to_check
 from mcp_llm.server.schemas import SwapConfirmation
 
 P = ParamSpec("P")
@@ -277,8 +278,11 @@ def flat_sampling_options(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Aw
 
 
 def strict_tool(fn: Callable[..., Any]) -> Tool:
-    """A Tool whose arguments reject unknown names (a misspelt `temperatur` is an error, not ignored)."""
+    """A Tool whose arguments reject unknown names (a misspelt `temperatur` is an error, not ignored), and whose
+    output schema is the quick-to-check form of pydantic's (output_schemas)."""
     tool = Tool.from_function(fn)
+    if tool.fn_metadata.output_schema is not None:
+        tool.fn_metadata.output_schema = quick_to_check(tool.fn_metadata.output_schema)
     base = tool.fn_metadata.arg_model
     strict = create_model(base.__name__, __base__=base, __config__=None)
     strict.model_config = ConfigDict(**base.model_config, extra="forbid")
