@@ -288,7 +288,7 @@ class LocalEngine(Tokenizing, Parsing):
         self._inflight.add(request_id)
         try:
             stream = self._llm.generate(
-                _token_prompt(token_ids, cache_salt), params, request_id, lora_request=lora, priority=priority
+                _token_prompt(token_ids, cache_salt, params), params, request_id, lora_request=lora, priority=priority
             )
             async for output in stream:
                 final = output
@@ -556,12 +556,13 @@ def _stats_recorder(target: EngineStats) -> Any:
     return StatsRecorder
 
 
-def _token_prompt(token_ids: list[int], cache_salt: str | None = None) -> dict[str, Any]:
+def _token_prompt(token_ids: list[int], cache_salt: str | None = None, params: Any = None) -> dict[str, Any]:
     """Token ids as vLLM's rendered input where it has one (`tokens_input`: checked on the calling loop), else
     as a prompt dict, which vLLM 0.32 sends through its renderer's worker thread: a thread hop per request for
-    token ids that need no rendering."""
+    token ids that need no rendering. Structured output keeps the thread: its check compiles the grammar, which
+    must not hold the loop (a batch of constrained items would, for seconds)."""
     rendered = _tokens_input()
-    if rendered is None:
+    if rendered is None or getattr(params, "structured_outputs", None) is not None:
         return {"prompt_token_ids": token_ids} | ({"cache_salt": cache_salt} if cache_salt else {})
     return dict(rendered(token_ids, cache_salt=cache_salt or None))
 

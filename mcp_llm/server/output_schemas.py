@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 NULL = {"type": "null"}
-NOT_FOR_NULL = ("enum", "const")  # keywords that would refuse a null the `anyOf` allowed
+# keywords that would refuse a null the `anyOf` allowed, once beside `"type": [T, "null"]`
+NOT_FOR_NULL = ("enum", "const", "allOf", "anyOf", "oneOf", "not", "if", "$ref", "$dynamicRef")
 ANNOTATIONS = {"title", "description", "default", "examples"}  # no effect on what validates
 
 
@@ -22,12 +23,27 @@ def _merge(outer: dict[str, Any], inner: dict[str, Any]) -> dict[str, Any] | Non
 
 
 def quick_to_check(schema: dict[str, Any]) -> dict[str, Any]:
-    """The schema with its acyclic `$defs` inlined and nullable single-type branches merged."""
+    """The schema with its acyclic `$defs` inlined and nullable single-type branches merged; unchanged when a
+    `$ref` has validation keywords beside it or a discriminator names definitions (pydantic writes neither for
+    our tools; inlining those would change what validates or leave the mapping pointing nowhere)."""
+    if not _plain(schema):
+        return schema
     defs = schema.get("$defs", {})
     cyclic = {name for name in defs if _reaches(defs, name, name, set())}
     out = _rewrite({k: v for k, v in schema.items() if k != "$defs"}, defs, cyclic)
     kept = {name: _rewrite(defs[name], defs, cyclic) for name in cyclic}
     return out | ({"$defs": kept} if kept else {})
+
+
+def _plain(node: Any) -> bool:
+    """No `discriminator`, and nothing but annotations beside any `$ref`."""
+    if isinstance(node, list):
+        return all(_plain(value) for value in node)
+    if not isinstance(node, dict):
+        return True
+    if "discriminator" in node or ("$ref" in node and set(node) - ANNOTATIONS - {"$ref"}):
+        return False
+    return all(_plain(value) for value in node.values())
 
 
 def _ref_name(node: Any) -> str | None:
@@ -62,8 +78,7 @@ def _rewrite(node: Any, defs: dict[str, Any], cyclic: set[str]) -> Any:
         return node
     name = _ref_name(node)
     if name is not None and name not in cyclic and name in defs:
-        beside = {k: v for k, v in node.items() if k != "$ref"}
-        node = _merge(beside, defs[name]) or beside | {"allOf": [defs[name]]}
+        node = defs[name] | {k: v for k, v in node.items() if k != "$ref"}  # only annotations beside it: they win
     node = {key: _rewrite(value, defs, cyclic) for key, value in node.items()}
     branches = node.get("anyOf")
     if isinstance(branches, list) and len(branches) == 2 and NULL in branches:

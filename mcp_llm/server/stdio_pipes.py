@@ -11,22 +11,60 @@ Anything else (a terminal, a file) keeps the SDK's own transport.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import fcntl
 import os
 import stat
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
+
 LINE_LIMIT = 1 << 30  # the SDK's transport has no limit on a line; a JSON-RPC line is bounded by memory only
+CLOSE_TIMEOUT_S = 5.0  # at exit, how long the replies still buffered may take to reach a slow host
 
 
-def _pipe_or_socket(fd: int) -> bool:
+def _served_by_the_loop() -> bool:
+    """stdin and stdout are pipes or sockets, and not one socket both ways (inetd, socat: a write-pipe transport
+    watches its descriptor for readability, so requests arriving on it would close the write side)."""
     try:
-        mode = os.fstat(fd).st_mode
+        wire = os.fstat(0), os.fstat(1)
     except OSError:
         return False
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+    if (wire[0].st_dev, wire[0].st_ino) == (wire[1].st_dev, wire[1].st_ino):
+        return False
+    return all(stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode) for st in wire)
+
+
+def _dup_high(fd: int) -> int:
+    """A close-on-exec duplicate above the standard descriptors (never 0-2, even if one of them is closed)."""
+    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+
+
+def _divert() -> None:
+    """fd 0 reads the null device, fd 1 writes to stderr (the null device if there is no stderr)."""
+    null_in = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null_in, 0)
+    os.close(null_in)
+    try:
+        os.fstat(2)
+        os.dup2(2, 1)
+    except OSError:
+        null_out = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null_out, 1)
+        os.close(null_out)
+
+
+class _WireOut(asyncio.streams.FlowControlMixin):
+    """The write side's protocol; `closed` is set once the transport has written what it held and closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = asyncio.Event()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.closed.set()
 
 
 class LineReader:
@@ -60,37 +98,41 @@ class LineWriter:
 
 @asynccontextmanager
 async def loop_stdio() -> AsyncIterator[tuple[LineReader, LineWriter] | None]:
-    """The wire as (reader, writer) on the running loop, or None when stdin/stdout are not pipes or sockets."""
-    if not (_pipe_or_socket(0) and _pipe_or_socket(1)):
+    """The wire as (reader, writer) on the running loop, or None when stdin/stdout are not separate pipes or
+    sockets. At exit the replies still buffered are written (up to CLOSE_TIMEOUT_S) before fds 0 and 1 are put back
+    as they were (blocking or not). The transports own the wire's duplicates and close them."""
+    if not _served_by_the_loop():
         yield None
         return
     sys.stdout.flush()
-    wire_in, wire_out = os.dup(0), os.dup(1)
-    saved_in, saved_out = os.dup(0), os.dup(1)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.dup2(2, 1)
-    os.close(null)
-    loop = asyncio.get_running_loop()
-    in_file, out_file = os.fdopen(wire_in, "rb", buffering=0), os.fdopen(wire_out, "wb", buffering=0)
-    transports: list[asyncio.BaseTransport] = []
+    blocking = os.get_blocking(0), os.get_blocking(1)
+    saved = _dup_high(0), _dup_high(1)
+    wire_in, wire_out = os.fdopen(_dup_high(0), "rb", buffering=0), os.fdopen(_dup_high(1), "wb", buffering=0)
+    read_transport: asyncio.BaseTransport | None = None
+    write_transport: asyncio.WriteTransport | None = None
+    protocol = _WireOut()
     try:
+        _divert()
+        loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=LINE_LIMIT)
-        read_transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), in_file)
-        transports.append(read_transport)
-        write_transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, out_file)
-        transports.append(write_transport)
-        writer = asyncio.StreamWriter(write_transport, protocol, None, loop)
-        yield LineReader(reader), LineWriter(writer)
-        with contextlib.suppress(ConnectionError, OSError):
-            await writer.drain()  # the last replies reach the host before the process goes
+        read_transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), wire_in)
+        write_transport, _ = await loop.connect_write_pipe(lambda: protocol, wire_out)
+        yield LineReader(reader), LineWriter(asyncio.StreamWriter(write_transport, protocol, None, loop))
     finally:
-        for transport in transports:
-            transport.close()  # closes its pipe file too
-        for f in (in_file, out_file):
-            with contextlib.suppress(OSError):
-                f.close()
-        for fd, saved in ((0, saved_in), (1, saved_out)):
-            os.dup2(saved, fd)
-            os.set_blocking(fd, True)  # the transports made the shared pipe non-blocking
-            os.close(saved)
+        with anyio.CancelScope(shield=True):  # also when the server is being cancelled: the last replies go out
+            if read_transport is not None:
+                read_transport.close()
+            else:
+                wire_in.close()
+            if write_transport is not None:
+                write_transport.close()  # writes what it holds, then closes
+                with anyio.move_on_after(CLOSE_TIMEOUT_S):
+                    await protocol.closed.wait()
+                if not protocol.closed.is_set():
+                    write_transport.abort()
+            else:
+                wire_out.close()
+        for fd, copy, was_blocking in zip((0, 1), saved, blocking, strict=True):
+            os.dup2(copy, fd)
+            os.set_blocking(fd, was_blocking)
+            os.close(copy)

@@ -88,3 +88,47 @@ def test_nullable_models_become_one_type_list_and_cycles_keep_their_definition()
     }
     assert "anyOf" in quick["properties"]["kind"]  # an enum would refuse the null: left as it was
     assert quick["$defs"] == {"Node": schema["$defs"]["Node"]}
+
+
+TRICKY = {
+    "discriminated": {
+        "type": "object",
+        "properties": {
+            "pet": {
+                "oneOf": [{"$ref": "#/$defs/Cat"}, {"$ref": "#/$defs/Dog"}],
+                "discriminator": {"propertyName": "kind", "mapping": {"cat": "#/$defs/Cat", "dog": "#/$defs/Dog"}},
+            }
+        },
+        "$defs": {
+            "Cat": {"type": "object", "properties": {"kind": {"const": "cat"}}, "required": ["kind"]},
+            "Dog": {"type": "object", "properties": {"kind": {"const": "dog"}}, "required": ["kind"]},
+        },
+    },
+    "keywords beside a ref": {
+        "type": "object",
+        "properties": {"m": {"$ref": "#/$defs/M", "additionalProperties": False}},
+        "$defs": {"M": {"type": "object", "properties": {"a": {"type": "integer"}}}},
+    },
+    "nullable with a composition inside": {
+        "type": "object",
+        "properties": {"x": {"anyOf": [{"type": "object", "allOf": [{"required": ["a"]}]}, {"type": "null"}]}},
+    },
+}
+
+
+@pytest.mark.parametrize("name", list(TRICKY))
+def test_schemas_it_must_not_flatten_keep_their_meaning(name: str) -> None:
+    schema = TRICKY[name]
+    quick = quick_to_check(copy.deepcopy(schema))
+    slow, fast = Draft202012Validator(schema), Draft202012Validator(quick)
+    cases = [
+        {"pet": {"kind": "cat"}},
+        {"m": {"a": 1}},
+        {"m": {"a": 1, "b": 2}},
+        {"x": None},
+        {"x": {}},
+        {"x": {"a": 1}},
+    ]
+    assert [slow.is_valid(c) for c in cases] == [fast.is_valid(c) for c in cases]
+    if name != "nullable with a composition inside":
+        assert quick == schema  # left as pydantic wrote it

@@ -3,9 +3,14 @@ the descriptors restored (and blocking again) afterwards, and the SDK's transpor
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 import textwrap
+import time
+
+import pytest
 
 ECHO = textwrap.dedent(
     """
@@ -21,11 +26,20 @@ ECHO = textwrap.dedent(
             print("stray print", flush=True)
             os.write(1, b"stray write\\n")
             async for line in reader:
+                if line == "big\\n":  # a reply larger than the pipe holds, then straight out of the wire
+                    await writer.write("b" * 100_000 + "\\n")
+                    await writer.flush()
+                    break
                 await writer.write(f"{len(line)}:{line[:5]}\\n")
                 await writer.flush()
         print("restored", os.get_blocking(0), os.get_blocking(1), flush=True)
 
-    asyncio.run(main())
+    if os.environ.get("LOOP") == "uvloop":  # the server's loop (process.loop_options)
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
     """
 )
 
@@ -57,3 +71,46 @@ def test_a_file_on_stdin_keeps_the_sdk_transport(tmp_path) -> None:
     with source.open("rb") as f:
         done = run(f, None)
     assert "fallback" in done.stderr.decode()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_the_last_reply_reaches_a_slow_host_whole(loop: str) -> None:
+    """A reply larger than the pipe's buffer, written just before the server leaves the wire, is not cut off."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", ECHO],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ | {"LOOP": loop},
+    )
+    child.stdin.write(b"big\n")
+    child.stdin.close()
+    time.sleep(1.0)  # the host reads late: the server's transport holds what the pipe cannot
+    out = child.stdout.read()
+    child.wait(60)
+    lines = out.decode().splitlines()
+    assert child.returncode == 0 and lines[0] == "b" * 100_000 and lines[1] == "restored True True", lines[1:]
+
+
+def test_one_socket_both_ways_keeps_the_sdk_transport() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        done = subprocess.run(
+            [sys.executable, "-c", ECHO],
+            stdin=theirs,
+            stdout=theirs,
+            capture_output=False,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=True,
+        )
+    assert "fallback" in done.stderr.decode()
+
+
+def test_a_non_blocking_wire_is_handed_back_non_blocking() -> None:
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    os.close(write_end)  # EOF at once
+    child = subprocess.run([sys.executable, "-c", ECHO], stdin=read_end, capture_output=True, timeout=60, check=True)
+    os.close(read_end)
+    assert child.stdout.decode().splitlines()[-1] == "restored False True"

@@ -59,3 +59,17 @@ def test_a_rejected_chat_gets_its_error_in_its_place(tokens: Tokenizing, monkeyp
     out = tokens.tokenize_many([fine, bad, "text"])
     assert [out[0], out[2]] == expected
     assert isinstance(out[1], InputError) and "roles must alternate" in str(out[1])
+
+
+def test_token_ids_reach_vllm_as_its_rendered_input_unless_a_grammar_must_compile() -> None:
+    """vLLM 0.32 checks a rendered input on the calling loop (no thread hop); a structured-output request keeps the
+    prompt dict, whose check (the grammar's compilation) vLLM runs on its renderer's thread."""
+    from vllm.sampling_params import SamplingParams, StructuredOutputsParams
+
+    from mcp_llm.engine.local import _token_prompt
+
+    plain = _token_prompt([1, 2, 3], "salt", SamplingParams(max_tokens=1))
+    assert plain == {"type": "token", "prompt_token_ids": [1, 2, 3], "cache_salt": "salt"}
+    assert _token_prompt([1, 2], None, SamplingParams()) == {"type": "token", "prompt_token_ids": [1, 2]}
+    constrained = SamplingParams(structured_outputs=StructuredOutputsParams(regex="[ab]+"))
+    assert _token_prompt([1, 2], "salt", constrained) == {"prompt_token_ids": [1, 2], "cache_salt": "salt"}
