@@ -308,7 +308,8 @@ async def test_the_app_in_a_host_shows_what_metrics_engine_says(site: str, clien
     with anyio.move_on_after(90):
         while True:
             before = await engine_metrics(client)
-            page = await browser.next_refresh((await browser.page())["refreshes"])
+            # two refreshes: the second one's data was asked for after `before` (the first may have been in flight)
+            page = await browser.next_refresh((await browser.page())["refreshes"], count=2)
             after = await engine_metrics(client)
             if stable(before) == stable(after):
                 break

@@ -19,7 +19,7 @@ from tests.support.servers import http_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 ITEMS = 12
-TOKENS = 200  # long enough that no machine finishes the job between the checks below
+TOKENS = 400  # long enough that no machine finishes the job between the checks below (200 did once, loaded)
 
 
 def replica_flags(url: str) -> list[str]:
