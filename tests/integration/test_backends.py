@@ -135,6 +135,7 @@ async def test_structured_output_follows_the_schema(on: Client) -> None:
 async def test_count_tokens_agrees_with_the_engine(on: Client) -> None:
     counted = await on.call_tool("count_tokens", {"messages": CHAT})
     generated = await on.call_tool("generate", {"messages": CHAT, "max_tokens": 1})
+    assert not generated.is_error, generated.content  # what went wrong, where it fails
     assert counted.structured_content["tokens"] == generated.structured_content["usage"]["prompt_tokens"] == 37
 
 
