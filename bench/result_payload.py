@@ -45,9 +45,9 @@ def main() -> None:
     meta = func_metadata(tool)
     converted, convert_ms = timed_ms(lambda: meta.convert_result(result))
     wire, dump_ms = timed_ms(lambda: converted.model_dump_json(by_alias=True, exclude_none=True))
-    _, parse_ms = timed_ms(lambda: types.CallToolResult.model_validate_json(wire))
+    parsed, parse_ms = timed_ms(lambda: types.CallToolResult.model_validate_json(wire))
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
-    instance = types.CallToolResult.model_validate_json(wire).structured_content
+    instance = parsed.structured_content
     validators = {
         "pydantic's schema": Draft202012Validator(meta.output_schema),
         "published (quick_to_check)": Draft202012Validator(quick_to_check(meta.output_schema)),
